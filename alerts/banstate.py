@@ -9,10 +9,13 @@ caller's clock for timers: nothing here reads the clock.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from alerts.assignment import Fleet
 from alerts.model import ALERTS, Alert, Kind, Output, State, place, rfc3339, stable_id
@@ -23,6 +26,8 @@ from geofence.evaluation import Confidence, Episode, Transition, level, observe
 from geofence.geodesy import chord_m, geodesic_m
 from geofence.records import AlertAction, FixSource, Incident, IncidentKind, LocationFix
 from geofence.zones import signed_distance
+
+log = logging.getLogger("banwatch.detectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,20 @@ class Ctx:
     now: datetime  # the caller's clock: event time in replay, wall clock in the stream
     knock: KnockTracker | None = None
     out: list[Output] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # detectors that raised on this input
+
+    def guard(self, detector: str, fn: Callable[[], None]) -> None:
+        """Run one detector; if it raises, log it (type only: no data), note it, go on."""
+        try:
+            fn()
+        except Exception as exc:  # a bug in one detector must not silence the others
+            log.error(
+                "detector %s failed on ban %s: %s",
+                detector,
+                self.ban.record.ban_id,
+                type(exc).__name__,
+            )
+            self.failures.append(detector)
 
 
 def _priority(kind: Kind, conf: Confidence) -> int:
@@ -93,26 +112,27 @@ class BanState:
         the fix is out of order for its device (it then only may raise `late_evidence`)."""
         newest = self.newest.get(fix.device_id)
         if newest is not None and fix.ts <= newest:
-            self._late(ctx, fix, restrained, zone_sd)
+            ctx.guard("late_evidence", lambda: self._late(ctx, fix, restrained, zone_sd))
             return False
         self.newest[fix.device_id] = fix.ts
         me = LastFix.of(fix)
         self.last_fix[fix.person_id] = me
         rec = ctx.ban.record
+        g = ctx.guard
         if restrained:
-            self._signal_seen(ctx, fix)
+            g("signal_lost", lambda: self._signal_seen(ctx, fix))
             for zone_id in sorted(zone_sd):
-                self._zone(ctx, zone_id, zone_sd[zone_id], fix)
+                g("zone_breach", partial(self._zone, ctx, zone_id, zone_sd[zone_id], fix))
             if rec.proximity_m is not None:
                 for p in rec.protected_persons:
                     other = self.last_fix.get(p)
                     if other is not None and _fresh(other.ts, fix.ts, ctx.policy.max_fix_age_s):
-                        self._proximity(ctx, p, me, other, fix.ts)
-            self._approach(ctx, fix, zone_sd)
+                        g("proximity_breach", partial(self._proximity, ctx, p, me, other, fix.ts))
+            g("approach", lambda: self._approach(ctx, fix, zone_sd))
         elif rec.proximity_m is not None:
             r = self.last_fix.get(rec.restrained_person)
             if r is not None and _fresh(r.ts, fix.ts, ctx.policy.max_fix_age_s):
-                self._proximity(ctx, fix.person_id, r, me, fix.ts)
+                g("proximity_breach", lambda: self._proximity(ctx, fix.person_id, r, me, fix.ts))
         return True
 
     def _zone(self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix) -> None:

@@ -105,7 +105,7 @@ class Engine:
                 while j < len(msgs) and isinstance(decoded[j], LocationFix):
                     j += 1
                 fixes = [d for d in decoded[i:j] if isinstance(d, LocationFix)]
-                results.extend(self._fixes(fixes, now))
+                results.extend(self._fixes(fixes, msgs[i:j], now))
                 i = j
                 continue
             results.append(self._one(msgs[i], decoded[i], now))
@@ -186,7 +186,9 @@ class Engine:
         return ctx.out
 
     # ---------------------------------------------------------------- fixes
-    def _fixes(self, fixes: list[LocationFix], now: datetime) -> list[Result]:
+    def _fixes(
+        self, fixes: list[LocationFix], fix_msgs: list[Incoming], now: datetime
+    ) -> list[Result]:
         """Measure every fix against every zone of its person's bans in one pass, then apply
         the fixes one by one in record order."""
         reg = self.registry
@@ -211,7 +213,10 @@ class Engine:
             ban_id, zone_id = pair_ref[k]
             per_fix[i].setdefault(ban_id, {})[zone_id] = float(sds[k])
         results = []
+        msgs = iter(fix_msgs)
         for i, fix in enumerate(fixes):
+            msg = next(msgs)
+            failed: list[str] = []
             out: list[Output] = []
             self._advance(fix.ts, out)
             late = False
@@ -228,9 +233,18 @@ class Engine:
                     st = self.states.setdefault(ban_id, BanState(ban_id))
                     if not st.apply_fix(ctx, fix, role, per_fix[i].get(ban_id, {})):
                         late = True
+                    failed.extend(ctx.failures)
                     out.extend(self._collect(ban_id, ctx))
+            if failed:
+                out.append(self._internal(msg, failed, at))
             results.append(Result(Outcome.late if late else Outcome.accepted, out))
         return results
+
+    def _internal(self, msg: Incoming, detectors: list[str], at: datetime) -> Output:
+        """A detector raised on this record: the others ran; keep the record for analysis."""
+        names = ", ".join(sorted(set(detectors)))
+        rej = Rejected(Reason.internal, f"detector failed: {names} (see worker log)")
+        return dead_letter(msg, rej, at, self.policy.max_ban_record_bytes)
 
     # ------------------------------------------------------------ incidents
     def _incident(self, inc: Incident, now: datetime) -> list[Output]:
