@@ -222,8 +222,9 @@ class BanState:
     def _approach(self, ctx: Ctx, fix: LocationFix, zone_sd: dict[str, float]) -> None:
         """Warn when the restrained person is within `approach_m` of a zone (+ buffer) or of a
         protected person's proximity circle and really closing in: the distance shrank, within
-        `approach_window_s`, by more than `approach_min_closing_m` and more than the two fixes'
-        accuracies together, so that GPS jitter alone never looks like an approach."""
+        `approach_window_s`, by more than `approach_min_closing_m` and more than twice the two
+        fixes' accuracies together (68 % radii: jitter often exceeds one radius), so that GPS
+        jitter alone never looks like an approach."""
         pol = ctx.policy
         if fix.accuracy_m > pol.max_accuracy_m:
             return
@@ -246,7 +247,7 @@ class BanState:
                 (
                     h_d - dist
                     for _, h_d, h_acc in hist
-                    if h_d - dist > max(pol.approach_min_closing_m, h_acc + fix.accuracy_m)
+                    if h_d - dist > max(pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m))
                 ),
                 default=0.0,
             )
@@ -262,7 +263,9 @@ class BanState:
             key = f"approach|{target}"
             in_range = dist <= pol.approach_m
             active = key in self.episodes
-            lvl = Confidence.probable if in_range and (active or closing > 0) else None
+            # already inside: that is a breach, not an approach (an open approach goes on)
+            opens = closing > 0 and dist > 0
+            lvl = Confidence.probable if in_range and (active or opens) else None
             ep, tr = observe(
                 self.episodes.get(key), lvl, dist - pol.approach_m, fix.accuracy_m, pol
             )

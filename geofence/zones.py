@@ -164,14 +164,17 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
     for pi, rings in enumerate(polys):
         metric = [frame.project(r[:, 1], r[:, 0]) for r in rings]
         poly = shapely.Polygon(metric[0], metric[1:])
-        if poly.is_empty or poly.area <= 0.0:
-            raise ZoneError(f"{where}: polygon {pi} is empty or has no area")
         if not poly.is_valid:
             # drop the location shapely appends: errors must not carry coordinates
             reason = shapely.is_valid_reason(poly).split("[")[0]
             raise ZoneError(f"{where}: polygon {pi} is invalid: {reason}")
+        # under 1 m² or thinner than half a metre on average: a line, not an area
+        if poly.is_empty or poly.area < 1.0 or 2 * poly.area / poly.length < 0.5:
+            raise ZoneError(f"{where}: polygon {pi} is empty or has no area")
         shapes.append(poly)
-    geom = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes, grid_size=1e-3)
+    # parts split at the antimeridian meet within nanometres: a micrometre grid merges them
+    # (and moves vertices by under a micrometre)
+    geom = shapes[0] if len(shapes) == 1 else shapely.union_all(shapes, grid_size=1e-6)
     if not geom.is_valid or geom.is_empty:
         raise ZoneError(f"{where}: polygons do not form a valid area")
     minx, miny, maxx, maxy = geom.bounds
