@@ -99,6 +99,7 @@ class BanState:
         self.watch: dict[str, LastFix] = {}  # monitored ankle tags -> last fix
         self.signal_rise: dict[str, datetime] = {}  # device -> when signal_lost reaches p1
         self.incidents_seen: set[str] = set()
+        self.opened: dict[str, int] = {}  # "kind|target" -> alerts opened so far
         # past episodes per key: (first, last) event time, so that an out-of-order fix inside
         # a span that was already alerted on is not "late evidence"
         self.spans: dict[str, deque[tuple[datetime, datetime]]] = {}
@@ -562,8 +563,12 @@ class BanState:
         protected_person: str | None = None,
     ) -> Alert:
         rec = ctx.ban.record
+        # the n-th alert for this (kind, target) in this ban: two episodes opened at the same
+        # event time (a second device, an out-of-order but in-device-order fix) stay distinct
+        n = self.opened.get(f"{kind.value}|{target}", 0) + 1
+        self.opened[f"{kind.value}|{target}"] = n
         a = Alert(
-            alert_id=stable_id(self.ban_id, kind.value, target, rfc3339(at)),
+            alert_id=stable_id(self.ban_id, kind.value, target, rfc3339(at), str(n)),
             kind=kind,
             priority=2,
             confidence=None,

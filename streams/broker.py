@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -102,22 +104,10 @@ class EmbeddedBroker:
             os.close(fd)
             self.log_path = Path(name)
         log = self.log_path.open("ab")
-        url = f"tcp://{self.bootstrap}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         try:
             self._proc = subprocess.Popen(
-                [
-                    binary,
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                    "--cluster-id",
-                    self.cluster_id,
-                ],
+                self._command(binary),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -173,6 +163,28 @@ class EmbeddedBroker:
     def __repr__(self) -> str:
         state = "paused" if self._paused else "running" if self.running else "stopped"
         return f"EmbeddedBroker({self.bootstrap}, {state})"
+
+    def _command(self, binary: str) -> list[str]:
+        url = f"tcp://{self.bootstrap}"
+        command = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            self.cluster_id,
+        ]
+        setpriv = shutil.which("setpriv")
+        if setpriv is None or threading.current_thread() is not threading.main_thread():
+            return command
+        # Exit handlers do not run when this process is SIGKILLed or crashes; the kernel then sends
+        # the broker SIGTERM instead. setpriv execs Tansu, so the pid stays the broker's. Only from
+        # the main thread: the signal fires when the *thread* that started the broker ends.
+        return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
     def _signal(self, signum: signal.Signals) -> None:
         if not self.running:
