@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
+import streams
 from streams.broker import BrokerStartError, EmbeddedBroker, free_port
-from streams.kafka_io import Followed, encode_json, follow, make_producer, produce_json
+from streams.kafka_io import (
+    Followed,
+    encode_json,
+    follow,
+    log_end_offsets,
+    make_producer,
+    produce_json,
+)
 from streams.topics import PARTITIONS, SPECS, TopicNames, ensure_topics
 
 
@@ -84,6 +96,24 @@ def test_follow_from_now_skips_what_was_already_there(broker: EmbeddedBroker, pr
     producer.close()
 
     assert tail.values() == [{"new": 0}, {"new": 1}, {"new": 2}]
+
+
+def test_log_end_offsets_counts_every_record_of_the_last_batch(
+    broker: EmbeddedBroker, prefix: str
+) -> None:
+    topic = TopicNames.with_prefix(prefix).positions
+    ensure_topics(broker.bootstrap, prefix, partitions_override=1)
+    producer = make_producer(broker.bootstrap)
+    for i in range(10):  # one batch: Tansu's ListOffsets "latest" would say 1
+        produce_json(producer, topic, "P-1", {"i": i})
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    try:
+        assert log_end_offsets(consumer, [tp]) == {tp: 10}
+    finally:
+        consumer.close()
 
 
 def test_follow_refuses_an_unknown_topic(broker: EmbeddedBroker, prefix: str) -> None:
@@ -181,3 +211,41 @@ def test_stop_reaps_the_process_and_frees_the_port() -> None:
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left behind
     EmbeddedBroker(port).start().stop()  # and the port can be bound again
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_the_broker_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    # SIGKILL skips every exit handler; only the kernel's parent-death signal can stop the broker.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(tmp_path / "tansu.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(streams.__file__).parents[1])},
+    )
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+_PARENT = """
+import sys, time
+from pathlib import Path
+from streams.broker import EmbeddedBroker, free_port
+broker = EmbeddedBroker(free_port(), log_path=Path(sys.argv[1])).start()
+print(broker.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
