@@ -489,21 +489,15 @@ class BanState:
     # ---------------------------------------------------------------- actions
     def apply_action(self, ctx: Ctx, act: AlertAction) -> None:
         a = self.alerts[act.alert_id]
-        if not a.is_live:
+        revision = a.act(act.action, act.by, act.ts)
+        if revision is None:
             return
-        at = max(act.ts, a.updated_at) if a.updated_at is not None else act.ts
-        if act.action == "acknowledge":
-            if a.state is State.acknowledged:
-                return
-            a.acknowledged_by = act.by
-            ctx.out.append((ALERTS, a.alert_id, a.revision(at, State.acknowledged)))
-            return
-        a.resolved_by = act.by
-        for key, aid in list(self.open.items()):
-            if aid == a.alert_id:
-                del self.open[key]
-                self.episodes.pop(key, None)
-        ctx.out.append((ALERTS, a.alert_id, a.revision(at, State.resolved)))
+        if a.state is State.resolved:  # resolution ends the alert's episode
+            for key, aid in list(self.open.items()):
+                if aid == a.alert_id:
+                    del self.open[key]
+                    self.episodes.pop(key, None)
+        ctx.out.append((ALERTS, a.alert_id, revision))
 
     # ----------------------------------------------------------------- timers
     def next_deadline(self, policy: Policy) -> datetime | None:

@@ -157,7 +157,7 @@ class Engine:
                 Outcome.rejected, [*out, dead_letter(msg, rej, self._now(now), 4096)], rej.reason
             )
         if owner is None:
-            out.extend(self._unmatched_action(d))
+            out.extend(self._act(self.unmatched[d.alert_id], d))
         else:
             held = self.registry.get(owner)
             st = self.states[owner]
@@ -166,7 +166,7 @@ class Engine:
                 st.apply_action(ctx, d)
                 out.extend(self._collect(owner, ctx))
             else:
-                out.extend(self._orphan_action(st, d))
+                out.extend(self._act(st.alerts[d.alert_id], d))  # its ban was lifted since
         return Result(Outcome.accepted, out)
 
     def _ctx(self, held: HeldBan, now: datetime) -> Ctx:
@@ -299,27 +299,10 @@ class Engine:
         self.alert_owner[aid] = None
         return [(ALERTS, aid, a.revision(inc.ts))]
 
-    def _unmatched_action(self, act: AlertAction) -> list[Output]:
-        return self._orphan_action_alert(self.unmatched[act.alert_id], act)
-
-    def _orphan_action(self, st: BanState, act: AlertAction) -> list[Output]:
-        """An action on an alert whose ban was lifted since: still acknowledged/resolved."""
-        return self._orphan_action_alert(st.alerts[act.alert_id], act)
-
     @staticmethod
-    def _orphan_action_alert(a: Alert, act: AlertAction) -> list[Output]:
-        from alerts.model import State
-
-        if not a.is_live:
-            return []
-        at = max(act.ts, a.updated_at) if a.updated_at is not None else act.ts
-        if act.action == "acknowledge":
-            if a.state is State.acknowledged:
-                return []
-            a.acknowledged_by = act.by
-            return [(ALERTS, a.alert_id, a.revision(at, State.acknowledged))]
-        a.resolved_by = act.by
-        return [(ALERTS, a.alert_id, a.revision(at, State.resolved))]
+    def _act(a: Alert, act: AlertAction) -> list[Output]:
+        revision = a.act(act.action, act.by, act.ts)
+        return [] if revision is None else [(ALERTS, a.alert_id, revision)]
 
     # --------------------------------------------------------------- timers
     def tick(self, now: datetime) -> list[Output]:

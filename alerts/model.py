@@ -108,6 +108,18 @@ class Alert:
     def awaiting_ack(self) -> bool:
         return self.state in (State.open, State.updated, State.escalated)
 
+    def act(self, action: str, by: str, ts: datetime) -> Value | None:
+        """Apply an operator's `acknowledge` or `resolve`; the revision to publish, or None when
+        it changes nothing (idempotent: repeated or after resolution)."""
+        if not self.is_live or (action == "acknowledge" and self.state is State.acknowledged):
+            return None
+        at = max(ts, self.updated_at) if self.updated_at is not None else ts
+        if action == "acknowledge":
+            self.acknowledged_by = by
+            return self.revision(at, State.acknowledged)
+        self.resolved_by = by
+        return self.revision(at, State.resolved)
+
     def set_priority(self, priority: int, at: datetime) -> None:
         if priority == 1 and self.p1_since is None:
             self.p1_since = at
