@@ -1,0 +1,127 @@
+"""Service settings: where the broker is, which ports, which tokens, which Kafka security.
+
+pydantic-settings reads them from the environment (`BANWATCH_*`) and, when `BANWATCH_CONFIG`
+names one, from a TOML file (environment wins). A missing or invalid setting stops the process
+with one clear line (`SettingsError`), never a traceback deep in a handler. The decision core
+never sees this module: it gets a `Policy`, and time, as parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["dispatcher", "patrol", "viewer"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+class Principal(BaseModel):
+    """Who a console token belongs to. `unit` is required for the patrol role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str = Field(min_length=1, max_length=64)
+    role: Role
+    unit: str | None = Field(None, min_length=1, max_length=64)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BANWATCH_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str | None = None
+    embedded_broker_port: int = Field(9092, ge=1, le=65535)
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
+
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(8080, ge=0, le=65535)
+    console_tokens: dict[str, Principal] | None = None
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
+    policy_file: str | None = None
+    app_id: str = Field("banwatch", pattern=r"^[A-Za-z0-9._-]+$")
+    # faust's own web server (health only; table views and the router are always off)
+    worker_web_port: int = Field(6066, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+
+    # Kafka client security (kafka-python and faust/aiokafka alike)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    @field_validator("console_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return json.loads(v)
+        return v
+
+    @field_validator("console_tokens")
+    @classmethod
+    def _patrol_has_unit(cls, v: dict[str, Principal] | None) -> dict[str, Principal] | None:
+        for token, who in (v or {}).items():
+            if len(token) < 16:
+                raise ValueError(f"token of {who.user!r} is shorter than 16 characters")
+            if who.role == "patrol" and who.unit is None:
+                raise ValueError(f"patrol token of {who.user!r} needs a unit")
+        return v
+
+    def kafka_security(self) -> dict[str, Any]:
+        """kafka-python keyword arguments for the configured security (empty for PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        out: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            out["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            out["sasl_plain_username"] = self.kafka_sasl_username
+            out["sasl_plain_password"] = self.kafka_sasl_password
+        if self.kafka_security_protocol.endswith("SSL"):
+            out["ssl_cafile"] = self.kafka_ssl_cafile
+            out["ssl_certfile"] = self.kafka_ssl_certfile
+            out["ssl_keyfile"] = self.kafka_ssl_keyfile
+        return out
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: the process environment) and the `BANWATCH_CONFIG` TOML."""
+    source = dict(os.environ if env is None else env)
+    file_values: dict[str, Any] = {}
+    path = source.get("BANWATCH_CONFIG")
+    if path:
+        try:
+            file_values = tomllib.loads(Path(path).read_text("utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"BANWATCH_CONFIG {path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"BANWATCH_CONFIG {path}: not valid TOML: {exc}") from None
+    env_values = {
+        k[len("BANWATCH_") :].lower(): v
+        for k, v in source.items()
+        if k.startswith("BANWATCH_") and k != "BANWATCH_CONFIG"
+    }
+    merged = {**file_values, **env_values}
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        name = "BANWATCH_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name} ({field}): {first['msg']}") from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"BANWATCH_CONSOLE_TOKENS: not valid JSON: {exc.msg}") from None
