@@ -1,0 +1,441 @@
+"""Ban decision state as plain JSON, for the stream's changelogged tables, and back.
+
+The stream worker keeps every `BanState`, every unmatched-incident `Alert` and every knock
+count in a table whose values are JSON; a worker that takes over a partition rebuilds its
+engine from them. A restored state must decide exactly as the lost one would have, so the
+round trip keeps everything:
+
+- datetimes as RFC 3339 text with their own offset and always six fractional digits;
+- enums by value; ints stay ints and floats stay floats (JSON keeps the difference);
+- a float that is not finite as the string "inf", "-inf" or "nan" where the field is a number,
+  and as `{"$float": "inf"}` inside free-form values (alert positions, recommended units);
+- maps as `[key, value]` pairs in insertion order, so that no serializer's `sort_keys` can
+  reorder them; deques with their `maxlen`; the seen-incident set sorted.
+
+The same state always gives the same JSON, and the text is `json.dumps(allow_nan=False)`-safe.
+A document is versioned (`"v"`); one this build cannot read, or one malformed in any way
+(missing or unknown key, wrong type, naive time), raises `SnapshotError` with a one-line
+message that names where, never the data (no coordinates, no free text).
+
+Pure: no I/O, no clock, no environment.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from alerts.banstate import BanState, LastFix
+from alerts.model import Alert, Kind, State
+from alerts.tasks import KnockTracker
+from geofence.evaluation import Confidence, Episode
+
+VERSION = 1
+
+T = TypeVar("T")
+E = TypeVar("E", Kind, State, Confidence)
+
+
+class SnapshotError(ValueError):
+    """A snapshot this build cannot read (unknown version, malformed), or state it cannot
+    write (a naive datetime, a value JSON cannot hold). The message is one line."""
+
+
+# ------------------------------------------------------------------------------ public API
+def dump_ban_state(st: BanState) -> dict[str, Any]:
+    """Everything `st` holds, as a JSON-ready dict (`"v": 1`)."""
+    return {
+        "v": VERSION,
+        "ban_id": st.ban_id,
+        "newest": [[k, _ts(t, "newest")] for k, t in st.newest.items()],
+        "last_fix": [[k, _fix_out(f, "last_fix")] for k, f in st.last_fix.items()],
+        "episodes": [
+            [k, {"level": e.level.value, "outside": e.outside}] for k, e in st.episodes.items()
+        ],
+        "open": [[k, aid] for k, aid in st.open.items()],
+        "alerts": [_alert_out(a) for a in st.alerts.values()],
+        "approach": [
+            [k, _deque_out(q, lambda h: [_ts(h[0], "approach"), _num(h[1]), _num(h[2])])]
+            for k, q in st.approach.items()
+        ],
+        "watch": [[k, _fix_out(f, "watch")] for k, f in st.watch.items()],
+        "signal_rise": [[k, _ts(t, "signal_rise")] for k, t in st.signal_rise.items()],
+        "incidents_seen": sorted(st.incidents_seen),
+        "opened": [[k, n] for k, n in st.opened.items()],
+        "spans": [
+            [k, _deque_out(q, lambda s: [_ts(s[0], "spans"), _ts(s[1], "spans")])]
+            for k, q in st.spans.items()
+        ],
+    }
+
+
+def load_ban_state(data: Mapping[str, Any]) -> BanState:
+    """The `BanState` that `dump_ban_state` wrote; `SnapshotError` if `data` is not one."""
+    d = _doc(data, "ban state", _BAN_KEYS)
+    st = BanState(_str(d["ban_id"], "ban_id"))
+    st.newest = _pairs(d["newest"], "newest", _dt)
+    st.last_fix = _pairs(d["last_fix"], "last_fix", _fix_in)
+    st.episodes = _pairs(d["episodes"], "episodes", _episode_in)
+    st.open = _pairs(d["open"], "open", _str)
+    alerts = _list(d["alerts"], "alerts")
+    for i, raw in enumerate(alerts):
+        a = _alert_in(_obj(raw, f"alerts[{i}]", _ALERT_KEYS), f"alerts[{i}]")
+        if a.alert_id in st.alerts:
+            raise SnapshotError(f"snapshot: alerts[{i}]: duplicate alert_id")
+        st.alerts[a.alert_id] = a
+    if not set(st.open.values()) <= st.alerts.keys():
+        raise SnapshotError("snapshot: open: refers to an alert the state does not hold")
+    st.approach = _pairs(d["approach"], "approach", lambda x, w: _deque_in(x, w, _approach_in))
+    st.watch = _pairs(d["watch"], "watch", _fix_in)
+    st.signal_rise = _pairs(d["signal_rise"], "signal_rise", _dt)
+    seen = [
+        _str(x, f"incidents_seen[{i}]")
+        for i, x in enumerate(_list(d["incidents_seen"], "incidents_seen"))
+    ]
+    st.incidents_seen = set(seen)
+    if len(st.incidents_seen) != len(seen):
+        raise SnapshotError("snapshot: incidents_seen: duplicate incident id")
+    st.opened = _pairs(d["opened"], "opened", _int)
+    st.spans = _pairs(d["spans"], "spans", lambda x, w: _deque_in(x, w, _span_in))
+    return st
+
+
+def dump_alert(a: Alert) -> dict[str, Any]:
+    """Every field of `a`, as a JSON-ready dict (`"v": 1`): an unmatched-incident alert."""
+    return {"v": VERSION, **_alert_out(a)}
+
+
+def load_alert(data: Mapping[str, Any]) -> Alert:
+    """The `Alert` that `dump_alert` wrote; `SnapshotError` if `data` is not one."""
+    return _alert_in(_doc(data, "alert", _ALERT_KEYS), "alert")
+
+
+def dump_knock(tracker: KnockTracker, person: str) -> list[str] | None:
+    """The approach-alert times counted for `person` (oldest first), or None when none are."""
+    q = tracker._seen.get(person)
+    return [_ts(t, "knock") for t in q] if q else None
+
+
+def load_knock(tracker: KnockTracker, person: str, data: list[str] | None) -> None:
+    """Set `person`'s count in `tracker` to what `dump_knock` wrote; None or [] removes it."""
+    if data is None:
+        tracker._seen.pop(person, None)
+        return
+    times = [_dt(x, f"knock[{i}]") for i, x in enumerate(_list(data, "knock"))]
+    if times:
+        tracker._seen[person] = deque(times)
+    else:
+        tracker._seen.pop(person, None)
+
+
+# ------------------------------------------------------------------------------ writing
+def _ts(t: datetime, where: str) -> str:
+    off = t.utcoffset()
+    if off is None:
+        raise SnapshotError(f"snapshot: {where}: a naive datetime cannot be written")
+    if off % timedelta(minutes=1):
+        raise SnapshotError(f"snapshot: {where}: an offset of seconds has no RFC 3339 form")
+    return t.isoformat(timespec="microseconds")
+
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _nonfinite(x: float) -> str:
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _num(x: float) -> float | str:
+    """A number as JSON: ints and finite floats as they are, others by name."""
+    if isinstance(x, int) or math.isfinite(x):
+        return x
+    return _nonfinite(x)
+
+
+def _fix_out(f: LastFix, where: str) -> dict[str, Any]:
+    return {
+        "lat": _num(f.lat),
+        "lon": _num(f.lon),
+        "accuracy_m": _num(f.accuracy_m),
+        "ts": _ts(f.ts, where),
+        "device_id": f.device_id,
+    }
+
+
+def _deque_out(q: deque[T], item: Callable[[T], list[Any]]) -> dict[str, Any]:
+    return {"maxlen": q.maxlen, "items": [item(x) for x in q]}
+
+
+def _value_out(v: Any, where: str) -> Any:
+    """A free-form JSON value (as published), copied; non-finite floats tagged."""
+    if v is None or isinstance(v, str | bool | int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else {"$float": _nonfinite(v)}
+    if isinstance(v, list | tuple):
+        return [_value_out(x, where) for x in v]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v) and "$float" not in v:
+        return {k: _value_out(x, where) for k, x in v.items()}
+    raise SnapshotError(f"snapshot: {where}: not a JSON value")
+
+
+def _alert_out(a: Alert) -> dict[str, Any]:
+    def opt_ts(t: datetime | None, where: str) -> str | None:
+        return None if t is None else _ts(t, where)
+
+    return {
+        "alert_id": a.alert_id,
+        "kind": a.kind.value,
+        "priority": a.priority,
+        "confidence": a.confidence,
+        "ban_id": a.ban_id,
+        "ban_version": a.ban_version,
+        "restrained_person": a.restrained_person,
+        "opened_at": _ts(a.opened_at, "alert.opened_at"),
+        "reason": a.reason,
+        "zone_id": a.zone_id,
+        "protected_person": a.protected_person,
+        "device_id": a.device_id,
+        "incident_id": a.incident_id,
+        "position": _value_out(a.position, "alert.position"),
+        "protected_position": _value_out(a.protected_position, "alert.protected_position"),
+        "distance_m": None if a.distance_m is None else _num(a.distance_m),
+        "recommended_units": _value_out(a.recommended_units, "alert.recommended_units"),
+        "state": a.state.value,
+        "seq": a.seq,
+        "updated_at": opt_ts(a.updated_at, "alert.updated_at"),
+        "episode": a.episode,
+        "p1_since": opt_ts(a.p1_since, "alert.p1_since"),
+        "acknowledged_by": a.acknowledged_by,
+        "resolved_by": a.resolved_by,
+        "followups_sent": a.followups_sent,
+        "respond_sent": a.respond_sent,
+        "evidence_count": a.evidence_count,
+    }
+
+
+# ------------------------------------------------------------------------------ reading
+# Each reader takes the raw JSON value and `where` (a path of names and indices, never data).
+# A field added to BanState or Alert but not here makes every load fail: loudly, not lossily.
+_BAN_KEYS = frozenset(dump_ban_state(BanState("")))
+_ALERT_KEYS = frozenset(f.name for f in fields(Alert))
+_FIX_KEYS = frozenset({"lat", "lon", "accuracy_m", "ts", "device_id"})
+_NAME = re.compile(r"[a-z_$][a-z0-9_]{0,39}")
+
+
+def _bad(where: str, expected: str) -> SnapshotError:
+    return SnapshotError(f"snapshot: {where}: expected {expected}")
+
+
+def _doc(data: object, what: str, keys: frozenset[str]) -> Mapping[str, Any]:
+    """A versioned document: its version checked first, then its keys (`keys` and "v")."""
+    if not isinstance(data, Mapping):
+        raise SnapshotError(f"snapshot: {what}: expected a JSON object")
+    v = data.get("v")
+    if type(v) is not int or v != VERSION:
+        shown = repr(v) if type(v) in (int, float, str) and len(repr(v)) <= 20 else "missing"
+        raise SnapshotError(
+            f"snapshot: {what}: format version {shown} is not one this build reads ({VERSION})"
+        )
+    return _obj(data, what, keys | {"v"})
+
+
+def _obj(x: object, where: str, keys: frozenset[str]) -> Mapping[str, Any]:
+    if not isinstance(x, Mapping):
+        raise _bad(where, "an object")
+    if x.keys() != keys:
+        missing = sorted(keys - x.keys())
+        if missing:
+            raise SnapshotError(f"snapshot: {where}: missing {', '.join(missing)}")
+        # name unknown keys only when they look like field names: never echo data
+        unknown = [k for k in x.keys() - keys if isinstance(k, str) and _NAME.fullmatch(k)]
+        shown = ", ".join(sorted(unknown)[:5]) or "keys that are no field names"
+        raise SnapshotError(f"snapshot: {where}: unknown {shown}")
+    return x
+
+
+def _list(x: object, where: str) -> list[Any]:
+    if not isinstance(x, list):
+        raise _bad(where, "a list")
+    return x
+
+
+def _str(x: object, where: str) -> str:
+    if not isinstance(x, str):
+        raise _bad(where, "a string")
+    return x
+
+
+def _opt_str(x: object, where: str) -> str | None:
+    return None if x is None else _str(x, where)
+
+
+def _int(x: object, where: str) -> int:
+    if not isinstance(x, int) or isinstance(x, bool):
+        raise _bad(where, "an integer")
+    return x
+
+
+def _bool(x: object, where: str) -> bool:
+    if not isinstance(x, bool):
+        raise _bad(where, "true or false")
+    return x
+
+
+def _float(x: object, where: str) -> float:
+    """A number as `_num` wrote it (an int stays an int: it renders differently)."""
+    if isinstance(x, str) and x in _NONFINITE:
+        return _NONFINITE[x]
+    if isinstance(x, int | float) and not isinstance(x, bool):
+        return x
+    raise _bad(where, "a number")
+
+
+def _dt(x: object, where: str) -> datetime:
+    text = _str(x, where)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(where, "an RFC 3339 time") from None
+    if t.tzinfo is None:
+        raise _bad(where, "a time with an offset")
+    return t
+
+
+def _pairs(x: object, where: str, value: Callable[[object, str], T]) -> dict[str, T]:
+    out: dict[str, T] = {}
+    for i, p in enumerate(_list(x, where)):
+        w = f"{where}[{i}]"
+        if not isinstance(p, list) or len(p) != 2:
+            raise _bad(w, "a [key, value] pair")
+        k = _str(p[0], w)
+        if k in out:
+            raise SnapshotError(f"snapshot: {w}: duplicate key")
+        out[k] = value(p[1], w)
+    return out
+
+
+def _tuple(x: object, where: str, n: int) -> list[Any]:
+    if not isinstance(x, list) or len(x) != n:
+        raise _bad(where, f"a list of {n}")
+    return x
+
+
+def _approach_in(x: object, where: str) -> tuple[datetime, float, float]:
+    t, d, acc = _tuple(x, where, 3)
+    return _dt(t, where), _float(d, where), _float(acc, where)
+
+
+def _span_in(x: object, where: str) -> tuple[datetime, datetime]:
+    a, b = _tuple(x, where, 2)
+    return _dt(a, where), _dt(b, where)
+
+
+def _deque_in(x: object, where: str, item: Callable[[object, str], T]) -> deque[T]:
+    d = _obj(x, where, frozenset({"maxlen", "items"}))
+    m = d["maxlen"]
+    maxlen = None if m is None else _int(m, f"{where}.maxlen")
+    items = _list(d["items"], f"{where}.items")
+    if maxlen is not None and len(items) > maxlen:
+        raise SnapshotError(f"snapshot: {where}: more items than maxlen")
+    return deque((item(v, f"{where}.items[{i}]") for i, v in enumerate(items)), maxlen=maxlen)
+
+
+def _fix_in(x: object, where: str) -> LastFix:
+    d = _obj(x, where, _FIX_KEYS)
+    return LastFix(
+        _float(d["lat"], f"{where}.lat"),
+        _float(d["lon"], f"{where}.lon"),
+        _float(d["accuracy_m"], f"{where}.accuracy_m"),
+        _dt(d["ts"], f"{where}.ts"),
+        _str(d["device_id"], f"{where}.device_id"),
+    )
+
+
+def _episode_in(x: object, where: str) -> Episode:
+    d = _obj(x, where, frozenset({"level", "outside"}))
+    return Episode(
+        _enum(Confidence, d["level"], f"{where}.level"), _int(d["outside"], f"{where}.outside")
+    )
+
+
+def _enum(cls: type[E], x: object, where: str) -> E:
+    text = _str(x, where)
+    try:
+        return cls(text)
+    except ValueError:
+        raise _bad(where, f"a {cls.__name__} value") from None
+
+
+def _value_in(v: object, where: str) -> Any:
+    if v is None or isinstance(v, str | bool | int | float):
+        return v
+    if isinstance(v, list):
+        return [_value_in(x, where) for x in v]
+    if isinstance(v, Mapping):
+        if v.keys() == {"$float"}:
+            name = v["$float"]
+            if not isinstance(name, str) or name not in _NONFINITE:
+                raise _bad(where, '"inf", "-inf" or "nan" in {"$float": ...}')
+            return _NONFINITE[name]
+        return {_str(k, where): _value_in(x, where) for k, x in v.items()}
+    raise _bad(where, "a JSON value")
+
+
+def _value_obj(v: object, where: str) -> dict[str, Any]:
+    if not isinstance(v, Mapping) or v.keys() == {"$float"}:
+        raise _bad(where, "an object")
+    out: dict[str, Any] = _value_in(v, where)
+    return out
+
+
+def _opt_value(v: object, where: str) -> dict[str, Any] | None:
+    return None if v is None else _value_obj(v, where)
+
+
+def _alert_in(d: Mapping[str, Any], where: str) -> Alert:
+    def at(key: str) -> str:
+        return f"{where}.{key}"
+
+    def opt_dt(key: str) -> datetime | None:
+        return None if d[key] is None else _dt(d[key], at(key))
+
+    units = _list(d["recommended_units"], at("recommended_units"))
+    ban_version = d["ban_version"]
+    distance = d["distance_m"]
+    return Alert(
+        alert_id=_str(d["alert_id"], at("alert_id")),
+        kind=_enum(Kind, d["kind"], at("kind")),
+        priority=_int(d["priority"], at("priority")),
+        confidence=_opt_str(d["confidence"], at("confidence")),
+        ban_id=_opt_str(d["ban_id"], at("ban_id")),
+        ban_version=None if ban_version is None else _int(ban_version, at("ban_version")),
+        restrained_person=_opt_str(d["restrained_person"], at("restrained_person")),
+        opened_at=_dt(d["opened_at"], at("opened_at")),
+        reason=_str(d["reason"], at("reason")),
+        zone_id=_opt_str(d["zone_id"], at("zone_id")),
+        protected_person=_opt_str(d["protected_person"], at("protected_person")),
+        device_id=_opt_str(d["device_id"], at("device_id")),
+        incident_id=_opt_str(d["incident_id"], at("incident_id")),
+        position=_opt_value(d["position"], at("position")),
+        protected_position=_opt_value(d["protected_position"], at("protected_position")),
+        distance_m=None if distance is None else _float(distance, at("distance_m")),
+        recommended_units=[
+            _value_obj(u, at(f"recommended_units[{i}]")) for i, u in enumerate(units)
+        ],
+        state=_enum(State, d["state"], at("state")),
+        seq=_int(d["seq"], at("seq")),
+        updated_at=opt_dt("updated_at"),
+        episode=_str(d["episode"], at("episode")),
+        p1_since=opt_dt("p1_since"),
+        acknowledged_by=_opt_str(d["acknowledged_by"], at("acknowledged_by")),
+        resolved_by=_opt_str(d["resolved_by"], at("resolved_by")),
+        followups_sent=_bool(d["followups_sent"], at("followups_sent")),
+        respond_sent=_bool(d["respond_sent"], at("respond_sent")),
+        evidence_count=_int(d["evidence_count"], at("evidence_count")),
+    )
