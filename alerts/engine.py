@@ -44,6 +44,11 @@ class Incoming:
     value: bytes | None
     partition: int = 0
     offset: int = 0
+    # Stream mode only. `scope`: the routing key the record was delivered under (a restrained
+    # person, or "incident:<id>"); a fix then only touches that person's bans. `matched`:
+    # for an incident, the bans it was matched to when routed ((ban_id, how), maybe empty).
+    scope: str | None = None
+    matched: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -75,10 +80,24 @@ def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -
     return (DEAD_LETTERS, msg.key, value)
 
 
+def incident_scope(incident_id: str) -> str:
+    """The routing key of an incident that matched no ban (and of its unmatched alert)."""
+    return f"incident:{incident_id}"
+
+
 class Engine:
-    def __init__(self, policy: Policy, event_clock: bool = False) -> None:
+    """`event_clock`: timers run on the newest event time (replay), else on the caller's clock.
+    `partial`: the stream's mode. The registry and fleet are global (fed to every worker) but
+    this engine holds the state of only the bans routed to it; ban records never create state.
+    `touched` collects the ban ids whose state changed, `touched_unmatched` the unmatched
+    alerts, so that the stream persists exactly those."""
+
+    def __init__(self, policy: Policy, event_clock: bool = False, partial: bool = False) -> None:
         self.policy = policy
         self.event_clock = event_clock
+        self.partial = partial
+        self.touched: set[str] = set()
+        self.touched_unmatched: set[str] = set()
         self.clock: datetime | None = None  # newest event time seen (event_clock mode)
         self.registry = BanRegistry()
         self.fleet = Fleet()
@@ -132,22 +151,26 @@ class Engine:
             applied = self.registry.apply(d)
             if applied is Applied.stale:
                 return Result(Outcome.stale)
-            self.states.setdefault(d.ban_id, BanState(d.ban_id))
-            if d.record.status != "active":
-                self.states[d.ban_id].forget_monitoring()
+            if not self.partial:
+                self.states.setdefault(d.ban_id, BanState(d.ban_id))
+            st = self.states.get(d.ban_id)
+            if d.record.status != "active" and st is not None:
+                st.forget_monitoring()
+                self.touched.add(d.ban_id)
             return Result(Outcome.accepted)
         if isinstance(d, Tombstone):
             self.registry.lift(d.ban_id)
             st = self.states.get(d.ban_id)
             if st is not None:
                 st.forget_monitoring()
+                self.touched.add(d.ban_id)
             return Result(Outcome.accepted)
         self._advance(d.ts, out)
         if isinstance(d, PatrolPosition):
             ok = self.fleet.update(d)
             return Result(Outcome.accepted if ok else Outcome.late, out)
         if isinstance(d, Incident):
-            out.extend(self._incident(d, self._now(now)))
+            out.extend(self._incident(d, self._now(now), msg.matched))
             return Result(Outcome.accepted, out)
         assert isinstance(d, AlertAction)
         owner = self.alert_owner.get(d.alert_id, "")
@@ -158,7 +181,9 @@ class Engine:
             )
         if owner is None:
             out.extend(self._act(self.unmatched[d.alert_id], d))
+            self.touched_unmatched.add(d.alert_id)
         else:
+            self.touched.add(owner)
             held = self.registry.get(owner)
             st = self.states[owner]
             if held is not None:
@@ -173,17 +198,44 @@ class Engine:
         return Ctx(self.policy, self.fleet, held, now, self.knock)
 
     def _collect(self, ban_id: str, ctx: Ctx) -> list[Output]:
+        self.touched.add(ban_id)
         for topic, key, _value in ctx.out:
             if topic == ALERTS and key is not None:
                 self.alert_owner[key] = ban_id
-        st = self.states[ban_id]
-        nxt = st.next_deadline(self.policy)
+        self._schedule(ban_id)
+        return ctx.out
+
+    def _schedule(self, ban_id: str) -> None:
+        nxt = self.states[ban_id].next_deadline(self.policy)
         if nxt is not None:
             held = self._scheduled.get(ban_id)
             if held is None or nxt < held:
                 self._scheduled[ban_id] = nxt
                 heapq.heappush(self._heap, (nxt, ban_id))
-        return ctx.out
+
+    # ---------------------------------------------------- stream state hand-over
+    def reset_routed(self) -> None:
+        """Forget every ban state, unmatched alert and knock count (the registry and the fleet
+        stay): the stream calls this before adopting the states of newly assigned partitions."""
+        self.states.clear()
+        self.unmatched.clear()
+        self.alert_owner.clear()
+        self.knock = KnockTracker()
+        self._heap.clear()
+        self._scheduled.clear()
+        self.touched.clear()
+        self.touched_unmatched.clear()
+
+    def adopt(self, st: BanState) -> None:
+        """Take over a ban's state restored from the stream's table; its timers are armed."""
+        self.states[st.ban_id] = st
+        for alert_id in st.alerts:
+            self.alert_owner[alert_id] = st.ban_id
+        self._schedule(st.ban_id)
+
+    def adopt_unmatched(self, a: Alert) -> None:
+        self.unmatched[a.alert_id] = a
+        self.alert_owner[a.alert_id] = None
 
     # ---------------------------------------------------------------- fixes
     def _fixes(
@@ -196,9 +248,12 @@ class Engine:
         pair_slot: list[int] = []
         pair_ref: list[tuple[str, str]] = []
         for i, fix in enumerate(fixes):
+            scope = fix_msgs[i].scope
             for ban_id in reg.restraining(fix.person_id):
                 held = reg.get(ban_id)
                 assert held is not None
+                if scope is not None and held.record.restrained_person != scope:
+                    continue
                 for zone_id, slot in held.slots.items():
                     pair_fix.append(i)
                     pair_slot.append(slot)
@@ -221,6 +276,7 @@ class Engine:
             self._advance(fix.ts, out)
             late = False
             at = self._now(now)
+            scope = msg.scope
             for role, ban_ids in (
                 (True, reg.restraining(fix.person_id)),
                 (False, reg.protecting(fix.person_id)),
@@ -228,6 +284,8 @@ class Engine:
                 for ban_id in ban_ids:
                     held = reg.get(ban_id)
                     if held is None or not held.record.in_force(fix.ts):
+                        continue
+                    if scope is not None and held.record.restrained_person != scope:
                         continue
                     ctx = self._ctx(held, at)
                     st = self.states.setdefault(ban_id, BanState(ban_id))
@@ -247,9 +305,27 @@ class Engine:
         return dead_letter(msg, rej, at, self.policy.max_ban_record_bytes)
 
     # ------------------------------------------------------------ incidents
-    def _incident(self, inc: Incident, now: datetime) -> list[Output]:
+    def _incident(
+        self, inc: Incident, now: datetime, routed: tuple[tuple[str, str], ...] | None = None
+    ) -> list[Output]:
+        """Apply an incident to the bans it matches (`routed`: as matched when it was routed);
+        otherwise publish an `unmatched_incident` alert."""
+        matched = self.match_incident(inc) if routed is None else list(routed)
+        out: list[Output] = []
+        for ban_id, how in matched:
+            held = self.registry.get(ban_id)
+            if held is None:  # lifted between routing and now
+                continue
+            ctx = self._ctx(held, now)
+            self.states.setdefault(ban_id, BanState(ban_id)).apply_incident(ctx, inc, how)
+            out.extend(self._collect(ban_id, ctx))
+        if not matched:
+            out.extend(self._unmatched(inc))
+        return out
+
+    def match_incident(self, inc: Incident) -> list[tuple[str, str]]:
         """Match by ban id, else by person (restrained or protected), else by position inside
-        an in-force ban's zone; otherwise publish an `unmatched_incident` alert."""
+        an in-force ban's zone: (ban_id, how) pairs, sorted by ban id."""
         reg = self.registry
         matched: list[tuple[str, str]] = []
         if inc.ban_id is not None:
@@ -262,16 +338,7 @@ class Engine:
         if not matched and inc.lat is not None and inc.lon is not None:
             ids = sorted({b for b, _ in reg.zones_containing(inc.lat, inc.lon)})
             matched = [(b, "position inside a zone") for b in ids if self._in_force(b, inc.ts)]
-        out: list[Output] = []
-        for ban_id, how in matched:
-            held = reg.get(ban_id)
-            assert held is not None
-            ctx = self._ctx(held, now)
-            self.states.setdefault(ban_id, BanState(ban_id)).apply_incident(ctx, inc, how)
-            out.extend(self._collect(ban_id, ctx))
-        if not matched:
-            out.extend(self._unmatched(inc))
-        return out
+        return matched
 
     def _in_force(self, ban_id: str, t: datetime) -> bool:
         held = self.registry.get(ban_id)
@@ -297,6 +364,7 @@ class Engine:
         )
         self.unmatched[aid] = a
         self.alert_owner[aid] = None
+        self.touched_unmatched.add(aid)
         return [(ALERTS, aid, a.revision(inc.ts))]
 
     @staticmethod

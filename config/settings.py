@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # faust's own web server (health only; table views and the router are always off)
     worker_web_port: int = Field(6066, ge=0, le=65535)
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    # Group membership. A join costs half the session timeout on Tansu, and a killed worker's
+    # partitions move after one session timeout (FACTS.md): small values, not Kafka's 45 s.
+    broker_session_timeout_s: float = Field(6.0, gt=0, le=300)
+    broker_heartbeat_s: float = Field(1.0, gt=0, le=60)
 
     # Kafka client security (kafka-python and faust/aiokafka alike)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
