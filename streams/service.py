@@ -127,5 +127,4 @@ def _start_metrics(settings: Settings, worker: Worker) -> str:
     """Serve the worker's metrics; returns the URL."""
     from streams.observe import serve_worker_metrics
 
-    port = serve_worker_metrics(settings, worker)
-    return f"http://{settings.metrics_host}:{port}/metrics"
+    return serve_worker_metrics(settings, worker).url

@@ -122,6 +122,8 @@ class Worker:
         self.engine = Engine(self.policy, partial=True)
         self.on_output: Callable[[Output], None] | None = None  # for metrics
         self.on_event: Callable[[str, Outcome, Reason | None], None] | None = None
+        self.on_processed: Callable[[str, float], None] | None = None  # topic, seconds
+        self.on_adopted: Callable[[], None] | None = None
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
         self.ready = asyncio.Event()
         self.partitions: list[int] = []  # of the routed state, as of the last recovery
@@ -292,6 +294,13 @@ class Worker:
                 self._send(output)
         self.applied.update(marks)
         self._persist(marks)
+        if self.on_processed is not None:
+            done = time.monotonic()
+            for ev in events:  # from faust's receipt of the record to its outputs queued
+                m = ev.message
+                t_in = getattr(m, "time_in", None)
+                src = "routed" if m.topic == self.routed_name else POSITIONS
+                self.on_processed(src, done - t_in if t_in is not None else 0.0)
 
     def _route_fix(
         self, key: str | None, raw: bytes | None, partition: int, offset: int, now: datetime
@@ -504,6 +513,8 @@ class Worker:
         e.touched_unmatched.clear()
         log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)
         self.partitions = sorted(partitions)
+        if self.on_adopted is not None:
+            self.on_adopted()
 
     # --------------------------------------------------------- lifecycle
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -631,15 +642,22 @@ def main(settings: Settings) -> int:
     setup_logging(settings)
 
     async def go() -> None:
+        from streams.observe import serve_worker_metrics
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        worker = Worker(settings, bootstrap)
+        server = serve_worker_metrics(settings, worker)
 
         def on_ready() -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            print(f"worker: ready on {bootstrap}", flush=True)
+            print(f"worker: ready on {bootstrap}; metrics: {server.url}", flush=True)
 
-        await run_worker(settings, bootstrap, stop, on_ready)
+        try:
+            await worker.run(stop, on_ready)
+        finally:
+            server.close()
 
     asyncio.run(go())
     return 0

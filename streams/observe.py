@@ -1,0 +1,90 @@
+"""Wires a worker to its Prometheus metrics (streams/metrics.py): hooks and periodic gauges.
+
+Counters come from the worker's hooks (`on_event` per input record, `on_output` per alert,
+task and dead letter). Gauges are refreshed every `GAUGE_S` seconds from the worker's state:
+active bans from the registry, consumer lag from the faust consumer's positions and the
+brokers' high watermarks. After a rebalance the alert book is rebuilt from the states the
+worker adopted, so open/unacknowledged gauges count only alerts this worker owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from config.settings import Settings
+from streams.metrics import Metrics, MetricsServer
+from streams.worker import Worker
+
+log = logging.getLogger("banwatch.observe")
+
+GAUGE_S = 2.0
+
+
+def attach(worker: Worker, metrics: Metrics) -> None:
+    """Count what the worker does; refresh gauges while it runs."""
+    worker.on_event = metrics.on_event
+    worker.on_output = metrics.on_output
+    worker.on_processed = lambda topic, seconds: _safely(metrics.processing, topic, seconds)
+    worker.on_adopted = lambda: _rebuild_book(worker, metrics)
+
+    @worker.app.timer(GAUGE_S)  # type: ignore[untyped-decorator]
+    async def gauges() -> None:
+        with contextlib.suppress(Exception):  # a gauge must never stop the worker
+            refresh(worker, metrics)
+
+
+def _safely(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except ValueError as exc:  # a label outside the closed sets: refused, not counted
+        log.error("metric not recorded: %s", exc)
+
+
+def refresh(worker: Worker, metrics: Metrics) -> None:
+    reg = worker.engine.registry
+    metrics.set_active_bans(sum(1 for b in reg.ban_ids() if _active(reg.get(b))))
+    consumer = worker.app.consumer
+    for tp in list(consumer.assignment()):
+        hw = consumer.highwater(tp)
+        pos = consumer._read_offset.get(tp)  # type: ignore[attr-defined]  # faust's last read offset per partition
+        if hw is None:
+            continue
+        label = "routed" if tp.topic == worker.routed_name else tp.topic
+        try:
+            lag = max(0, int(hw) - (int(pos) + 1 if pos is not None else 0))
+            metrics.set_consumer_lag(label, tp.partition, lag)
+        except ValueError:
+            continue  # a faust-internal topic (changelogs): not a contract label
+
+
+def _active(held: Any) -> bool:
+    return held is not None and held.record.status == "active"
+
+
+def _rebuild_book(worker: Worker, metrics: Metrics) -> None:
+    metrics.forget_alerts()
+    e = worker.engine
+    alerts = [a for st in e.states.values() for a in st.alerts.values()]
+    alerts.extend(e.unmatched.values())
+    for a in alerts:
+        metrics.track_alert(
+            {
+                "alert_id": a.alert_id,
+                "priority": a.priority,
+                "state": a.state.value,
+                "opened_at": a.opened_at.isoformat(),
+            }
+        )
+
+
+def serve_worker_metrics(settings: Settings, worker: Worker) -> MetricsServer:
+    """Metrics for `worker`, served on `BANWATCH_METRICS_HOST:BANWATCH_METRICS_PORT`."""
+    metrics = Metrics(
+        topic_prefix=settings.topic_prefix, internal={worker.routed_name: "routed"}
+    )
+    attach(worker, metrics)
+    server = metrics.serve(settings.metrics_host, settings.metrics_port)
+    log.info("metrics on %s", server.url)
+    return server
