@@ -533,6 +533,7 @@ class BanState:
             if order == 0:
                 a = self.alerts[ref]
                 ctx.out.append((ALERTS, a.alert_id, a.revision(t, State.escalated)))
+                self._dispatch(ctx, a, t)
             elif order == 1:
                 if ctx.ban.record.in_force(t):
                     self._signal_lost(ctx, ref, t)
@@ -645,15 +646,18 @@ class BanState:
             refresh(a)
             self._refresh_units(ctx, a, at)
             ctx.out.append((ALERTS, aid, a.revision(at)))
+            self._dispatch(ctx, a, at)  # a respond task still owed (no unit was free) goes now
 
     def _dispatch(self, ctx: Ctx, a: Alert, at: datetime) -> None:
         """Tasks an alert calls for, each sent once: `respond` (+ `protect`) for priority 1,
         the follow-up chain for confirmed violations."""
         pol = ctx.policy
         if a.priority == 1 and not a.respond_sent and a.position is not None:
-            a.respond_sent = True
+            # No fresh available unit now: the respond task is not given up, it is tried again
+            # with the alert's next revision (an update, the escalation).
             recs = ctx.fleet.nearest(a.position["lat"], a.position["lon"], at, pol, 1)
             if recs:
+                a.respond_sent = True
                 ctx.out.append(
                     task(
                         "respond",
@@ -665,7 +669,7 @@ class BanState:
                     )
                 )
             pp = a.protected_position
-            if pp is not None:
+            if pp is not None and recs:
                 used = frozenset(r.unit_id for r in recs)
                 recs2 = ctx.fleet.nearest(pp["lat"], pp["lon"], at, pol, 1, exclude=used)
                 if recs2:

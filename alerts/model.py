@@ -135,7 +135,10 @@ class Alert:
             self.state = State.open
         elif self.state in (State.open, State.updated):
             self.state = State.updated
-        self.updated_at = at
+        # Never backwards: an acknowledgement stamped by a console clock behind the devices'
+        # clocks (or a late fix) must not make a newer revision look older.
+        if self.updated_at is None or at > self.updated_at:
+            self.updated_at = at
         v: Value = {
             "alert_id": self.alert_id,
             "seq": self.seq,
@@ -151,7 +154,7 @@ class Alert:
             "position": self.position,
             "distance_m": None if self.distance_m is None else round(self.distance_m, 1),
             "opened_at": rfc3339(self.opened_at),
-            "updated_at": rfc3339(at),
+            "updated_at": rfc3339(self.updated_at),
             "reason": self.reason,
             "recommended_units": self.recommended_units,
             "episode": self.episode,
