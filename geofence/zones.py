@@ -95,7 +95,14 @@ def _envelopes(
     Split in two when the shape straddles the antimeridian; the full longitude range near
     the poles. Generous by design: the exact test happens in metres afterwards.
     """
-    dlat = margin_m / 110_000.0 + 1e-6
+    # A polygon edge is straight in the zone's local plane, which in lon/lat bows poleward of
+    # the edge's end points by about L² tan(lat) / 8R for an east-west extent L: widen by
+    # twice that (a wrapped longitude span only over-widens, which is harmless).
+    abs_lat = min(float(np.abs(lats).max()), 89.0)
+    span_deg = float(lons.max()) - float(lons.min())
+    extent_m = span_deg * 111_320.0 * math.cos(math.radians(float(np.abs(lats).min())))
+    bulge_m = extent_m**2 * math.tan(math.radians(abs_lat)) / (4 * 6_371_000.0)
+    dlat = (margin_m + bulge_m) / 110_000.0 + 1e-6
     lat_lo = float(lats.min()) - dlat
     lat_hi = float(lats.max()) + dlat
     if lat_hi >= 89.0 or lat_lo <= -89.0:

@@ -195,13 +195,6 @@ def test_distance_agrees_with_geodesic(case: Case, azimuth: float, s: float) -> 
 
 
 # --------------------------------------------------------------------- spatial index
-@pytest.mark.xfail(
-    strict=True,
-    reason="ZoneIndex envelopes (geofence.zones._envelopes) bound the polygon's *vertices* "
-    "in lon/lat plus buffer, but polygon edges are straight in the zone's local plane, which "
-    "bulges poleward of an east-west edge by about L² tan(lat) / 8R (17 m for a 23 km edge at "
-    "lat 59): points inside the zone by signed_distance are missed by ZoneIndex.containing",
-)
 @pytest.mark.parametrize(
     ("feature", "lat", "lon"),
     [
