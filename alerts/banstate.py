@@ -542,6 +542,26 @@ class BanState:
             else:
                 self._signal_rises(ctx, ref, t)
 
+    def prune(self, now: datetime, policy: Policy) -> list[str]:
+        """Drop alerts nobody can act on any more: resolved ones after `resolved_retention_s`,
+        acknowledged ones whose episode ended after `closed_retention_s`. Keeps a long-lived
+        ban's state (and its snapshot) small. Returns the dropped alert ids."""
+        gone = []
+        live = set(self.open.values())
+        for aid, a in self.alerts.items():
+            if a.updated_at is None or aid in live:
+                continue
+            age = (now - a.updated_at).total_seconds()
+            if (a.state is State.resolved and age >= policy.resolved_retention_s) or (
+                a.state is State.acknowledged
+                and a.episode == "ended"
+                and age >= policy.closed_retention_s
+            ):
+                gone.append(aid)
+        for aid in gone:
+            del self.alerts[aid]
+        return gone
+
     def forget_monitoring(self) -> None:
         """The ban was lifted: stop every timer that belongs to monitoring it."""
         self.watch.clear()

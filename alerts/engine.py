@@ -202,6 +202,8 @@ class Engine:
         for topic, key, _value in ctx.out:
             if topic == ALERTS and key is not None:
                 self.alert_owner[key] = ban_id
+        for alert_id in self.states[ban_id].prune(ctx.now, self.policy):
+            self.alert_owner.pop(alert_id, None)  # an ack for it is now an unknown alert
         self._schedule(ban_id)
         return ctx.out
 

@@ -45,6 +45,8 @@ class Policy(BaseModel):
     interview_due_s: float = Field(86400.0, gt=0, allow_inf_nan=False)
     motivational_talk_due_s: float = Field(259200.0, gt=0, allow_inf_nan=False)
     referral_due_s: float = Field(604800.0, gt=0, allow_inf_nan=False)
+    resolved_retention_s: float = Field(86400.0, gt=0, allow_inf_nan=False)
+    closed_retention_s: float = Field(604800.0, gt=0, allow_inf_nan=False)
     max_record_bytes: int = Field(65536, ge=256)
     max_ban_record_bytes: int = Field(1048576, ge=1024)
 
