@@ -1,0 +1,190 @@
+"""Shared pieces for the console tests: tokens, records, a recording `publish`, SSE reading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+
+from alerts.console.app import make_app
+from alerts.console.auth import Limiter
+from alerts.console.store import Store
+from config.settings import Principal
+
+DISPATCHER = "dispatcher-token-0123456789"
+VIEWER = "viewer-token-0123456789abc"
+PATROL = "patrol-2140-token-012345678"
+PATROL_OTHER = "patrol-2150-token-012345678"
+TOKENS = {
+    DISPATCHER: Principal(user="op-17", role="dispatcher"),
+    VIEWER: Principal(user="sup-3", role="viewer"),
+    PATROL: Principal(user="pat-2140", role="patrol", unit="SÖ-2140"),
+    PATROL_OTHER: Principal(user="pat-2150", role="patrol", unit="SÖ-2150"),
+}
+ROLE_TOKENS = {"dispatcher": DISPATCHER, "viewer": VIEWER, "patrol": PATROL}
+NOW = datetime(2026, 11, 22, 21, 50, tzinfo=UTC)
+
+
+def ts(seconds: float = 0) -> str:
+    return (NOW + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alert(
+    alert_id: str = "a1",
+    seq: int = 1,
+    state: str = "open",
+    priority: int = 1,
+    kind: str = "zone_breach",
+    opened_s: float = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "seq": seq,
+        "state": state,
+        "kind": kind,
+        "priority": priority,
+        "confidence": "confirmed",
+        "ban_id": "KF-2026-0042",
+        "ban_version": 3,
+        "restrained_person": "P-7731",
+        "zone_id": "home",
+        "position": {"lat": 59.1961, "lon": 17.6268, "accuracy_m": 8.5, "ts": ts(opened_s)},
+        "distance_m": 0.0,
+        "opened_at": ts(opened_s),
+        "updated_at": ts(opened_s + seq),
+        "reason": "fix inside zone 'home' (+50 m buffer), accuracy disc fully inside",
+        "recommended_units": [{"unit_id": "SÖ-2140", "distance_m": 850.0}],
+        "episode": "active",
+        "contract_version": 1,
+        **extra,
+    }
+
+
+def task(
+    task_id: str, unit: str | None, kind: str = "respond", alert_id: str = "a1", role: str | None = None
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "alert_id": alert_id,
+        "kind": kind,
+        "priority": 1,
+        "unit_id": unit,
+        "role": role,
+        "ban_id": "KF-2026-0042",
+        "target": {"lat": 59.1961, "lon": 17.6268},
+        "created_at": ts(),
+        "due_by": ts(600),
+        "instructions": "Priority 1: go to the restrained person's last known position.",
+    }
+
+
+BAN = {
+    "ban_id": "KF-2026-0042",
+    "version": 3,
+    "kind": "extended",
+    "status": "active",
+    "restrained_person": "P-7731",
+    "protected_persons": ["P-1102"],
+    "valid_from": "2026-11-01T00:00:00Z",
+    "valid_until": "2027-05-01T00:00:00Z",
+    "electronic_monitoring": True,
+    "proximity_m": 500,
+    "zones": {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"zone_id": "home", "label": "Bostad", "buffer_m": 50},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[17.62795, 59.1951], [17.63005, 59.1951], [17.63005, 59.1959],
+                         [17.62795, 59.1959], [17.62795, 59.1951]]
+                    ],
+                },
+            }
+        ],
+    },
+}
+
+
+def filled_store() -> Store:
+    store = Store("test")
+    store.apply_ban("KF-2026-0042", BAN)
+    store.apply_unit(
+        {"unit_id": "SÖ-2140", "ts": ts(), "lat": 59.1966, "lon": 17.6268, "status": "available",
+         "capabilities": ["patrol"]}
+    )
+    store.apply_alert(alert("a1"))
+    store.apply_alert(alert("a2", priority=2, kind="approach", opened_s=-60))
+    store.apply_task(task("t1", "SÖ-2140"))
+    store.apply_task(task("t2", "SÖ-2150", kind="protect"))
+    store.apply_task(task("t3", None, kind="interview", role="investigator"))
+    return store
+
+
+@dataclass
+class Recorder:
+    """A `publish` that remembers every record, or fails when told to."""
+
+    records: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    fail: bool = False
+
+    async def __call__(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        if self.fail:
+            raise ConnectionError("broker unavailable")
+        self.records.append((topic, key, value))
+
+    def on(self, topic: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(k, v) for t, k, v in self.records if t == topic]
+
+
+@dataclass
+class Harness:
+    client: TestClient[Any, Any]
+    store: Store
+    published: Recorder
+    healthy: list[bool]
+
+
+@contextlib.asynccontextmanager
+async def console(store: Store | None = None, **kwargs: Any) -> AsyncIterator[Harness]:
+    store = store if store is not None else filled_store()
+    published = Recorder()
+    healthy = [True]
+    kwargs.setdefault("limiter", Limiter(per_client=5, window_s=60))
+    app = make_app(
+        store, published, TOKENS, health=lambda: healthy[0], clock=lambda: NOW, **kwargs
+    )
+    async with TestClient(TestServer(app)) as client:
+        yield Harness(client, store, published, healthy)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def read_event(resp: ClientResponse, timeout: float = 3.0) -> dict[str, Any]:
+    """The next SSE frame that is not a `clock` tick: {"id", "event", "data"}."""
+    while True:
+        frame: dict[str, Any] = {}
+        while True:
+            line = (await asyncio.wait_for(resp.content.readline(), timeout)).decode()
+            if line in ("\n", ""):
+                if line == "":
+                    raise EOFError("the stream ended")
+                break
+            name, _, value = line.rstrip("\n").partition(": ")
+            frame[name] = value
+        if "event" not in frame or frame["event"] == "clock":
+            continue
+        frame["data"] = json.loads(frame["data"])
+        return frame
