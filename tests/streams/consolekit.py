@@ -69,7 +69,11 @@ def alert(
 
 
 def task(
-    task_id: str, unit: str | None, kind: str = "respond", alert_id: str = "a1", role: str | None = None
+    task_id: str,
+    unit: str | None,
+    kind: str = "respond",
+    alert_id: str = "a1",
+    role: str | None = None,
 ) -> dict[str, Any]:
     return {
         "task_id": task_id,
@@ -106,8 +110,13 @@ BAN = {
                 "geometry": {
                     "type": "Polygon",
                     "coordinates": [
-                        [[17.62795, 59.1951], [17.63005, 59.1951], [17.63005, 59.1959],
-                         [17.62795, 59.1959], [17.62795, 59.1951]]
+                        [
+                            [17.62795, 59.1951],
+                            [17.63005, 59.1951],
+                            [17.63005, 59.1959],
+                            [17.62795, 59.1959],
+                            [17.62795, 59.1951],
+                        ]
                     ],
                 },
             }
@@ -120,8 +129,14 @@ def filled_store() -> Store:
     store = Store("test")
     store.apply_ban("KF-2026-0042", BAN)
     store.apply_unit(
-        {"unit_id": "SÖ-2140", "ts": ts(), "lat": 59.1966, "lon": 17.6268, "status": "available",
-         "capabilities": ["patrol"]}
+        {
+            "unit_id": "SÖ-2140",
+            "ts": ts(),
+            "lat": 59.1966,
+            "lon": 17.6268,
+            "status": "available",
+            "capabilities": ["patrol"],
+        }
     )
     store.apply_alert(alert("a1"))
     store.apply_alert(alert("a2", priority=2, kind="approach", opened_s=-60))
@@ -161,9 +176,7 @@ async def console(store: Store | None = None, **kwargs: Any) -> AsyncIterator[Ha
     published = Recorder()
     healthy = [True]
     kwargs.setdefault("limiter", Limiter(per_client=5, window_s=60))
-    app = make_app(
-        store, published, TOKENS, health=lambda: healthy[0], clock=lambda: NOW, **kwargs
-    )
+    app = make_app(store, published, TOKENS, health=lambda: healthy[0], clock=lambda: NOW, **kwargs)
     async with TestClient(TestServer(app)) as client:
         yield Harness(client, store, published, healthy)
 

@@ -53,8 +53,12 @@ async def call(h: Harness, method: str, path: str, headers: dict[str, str]) -> t
         return resp.status, await resp.json()
 
 
-@pytest.mark.parametrize(("method", "path", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
-def test_every_route_needs_a_token_and_the_right_role(method: str, path: str, allowed: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
+)
+def test_every_route_needs_a_token_and_the_right_role(
+    method: str, path: str, allowed: set[str]
+) -> None:
     async def scenario() -> None:
         async with console() as h:
             status, body = await call(h, method, path, {})
@@ -158,7 +162,9 @@ def test_acknowledge_and_resolve_publish_an_alert_action_once() -> None:
     async def scenario() -> None:
         async with console() as h:
             headers = bearer(DISPATCHER)
-            resp = await h.client.post("/api/alerts/a1/ack", json={"note": "Patrull på väg"}, headers=headers)
+            resp = await h.client.post(
+                "/api/alerts/a1/ack", json={"note": "Patrull på väg"}, headers=headers
+            )
             assert resp.status == 202
             assert (await resp.json())["published"] is True
             [(key, action)] = h.published.on("alert-acks")
@@ -190,11 +196,16 @@ def test_acknowledge_and_resolve_publish_an_alert_action_once() -> None:
             for path in ("/api/alerts/a1/resolve", "/api/alerts/a1/ack"):
                 resp = await h.client.post(path, json={}, headers=headers)
                 assert (resp.status, (await resp.json())["published"]) == (200, False)
-            assert [v["action"] for _, v in h.published.on("alert-acks")] == ["acknowledge", "resolve"]
+            assert [v["action"] for _, v in h.published.on("alert-acks")] == [
+                "acknowledge",
+                "resolve",
+            ]
             # bad requests
             resp = await h.client.post("/api/alerts/zz/ack", json={}, headers=headers)
             assert resp.status == 404
-            resp = await h.client.post("/api/alerts/a2/ack", json={"note": "x" * 501}, headers=headers)
+            resp = await h.client.post(
+                "/api/alerts/a2/ack", json={"note": "x" * 501}, headers=headers
+            )
             assert resp.status == 400
             resp = await h.client.post("/api/alerts/a2/ack", json={"note": 5}, headers=headers)
             assert resp.status == 400
@@ -209,18 +220,26 @@ def test_posts_must_be_json_from_this_origin() -> None:
     async def scenario() -> None:
         async with console() as h:
             headers = bearer(DISPATCHER)
-            resp = await h.client.post("/api/alerts/a1/ack", data="note=x", headers={
-                **headers, "Content-Type": "application/x-www-form-urlencoded"})
+            resp = await h.client.post(
+                "/api/alerts/a1/ack",
+                data="note=x",
+                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert resp.status == 415
-            resp = await h.client.post("/api/alerts/a1/ack", json={}, headers={
-                **headers, "Origin": "https://evil.example"})
+            resp = await h.client.post(
+                "/api/alerts/a1/ack", json={}, headers={**headers, "Origin": "https://evil.example"}
+            )
             assert resp.status == 403
             host = f"{h.client.host}:{h.client.port}"
-            resp = await h.client.post("/api/alerts/a1/ack", json={}, headers={
-                **headers, "Origin": f"http://{host}"})
+            resp = await h.client.post(
+                "/api/alerts/a1/ack", json={}, headers={**headers, "Origin": f"http://{host}"}
+            )
             assert resp.status == 202
-            resp = await h.client.post("/login", data="token=" + DISPATCHER, headers={
-                "Content-Type": "application/x-www-form-urlencoded"})
+            resp = await h.client.post(
+                "/login",
+                data="token=" + DISPATCHER,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert resp.status == 415
             assert h.published.on("alert-acks")[0][0] == "a1"
 
@@ -238,8 +257,13 @@ def test_a_patrol_unit_sees_only_its_own_tasks() -> None:
             assert [t["task_id"] for t in (await resp.json())["tasks"]] == ["t1"]
             resp = await h.client.get("/api/tasks", headers=bearer(PATROL_OTHER))
             assert [t["task_id"] for t in (await resp.json())["tasks"]] == ["t2"]
-            for path in ("/api/tasks?unit=SÖ-2150", "/api/tasks?role=investigator",
-                         "/api/tasks?alert=a1", "/api/alerts/a1", "/api/alerts"):
+            for path in (
+                "/api/tasks?unit=SÖ-2150",
+                "/api/tasks?role=investigator",
+                "/api/tasks?alert=a1",
+                "/api/alerts/a1",
+                "/api/alerts",
+            ):
                 resp = await h.client.get(path, headers=bearer(PATROL))
                 assert resp.status == 403, path
             # dispatchers see every unit's and role's tasks; a closed task follows its alert
@@ -269,16 +293,24 @@ def test_the_stream_starts_with_a_snapshot_and_resumes_with_last_event_id() -> N
             resp.close()  # the connection drops ...
             h.store.apply_alert(alert("a7", seq=2, state="escalated"))  # ... and two changes
             h.store.apply_task(task("t9", "SÖ-2140", alert_id="a7"))  # happen meanwhile
-            resp = await h.client.get("/api/stream", headers={**bearer(DISPATCHER), "Last-Event-ID": last_id})
+            resp = await h.client.get(
+                "/api/stream", headers={**bearer(DISPATCHER), "Last-Event-ID": last_id}
+            )
             first, second = await read_event(resp), await read_event(resp)
-            assert (first["event"], first["data"]["seq"], first["data"]["state"]) == ("alert", 2, "escalated")
+            assert (first["event"], first["data"]["seq"], first["data"]["state"]) == (
+                "alert",
+                2,
+                "escalated",
+            )
             assert (second["event"], second["data"]["task_id"]) == ("task", "t9")
             assert int(second["id"].rpartition(".")[2]) == int(last_id.rpartition(".")[2]) + 2
             h.store.apply_alert(alert("a7", seq=3, state="acknowledged"))
             assert (await read_event(resp))["data"]["seq"] == 3  # and it goes on live
             resp.close()
             # an id from another console instance (a restart): a fresh snapshot instead
-            resp = await h.client.get("/api/stream", headers={**bearer(DISPATCHER), "Last-Event-ID": "gone.12"})
+            resp = await h.client.get(
+                "/api/stream", headers={**bearer(DISPATCHER), "Last-Event-ID": "gone.12"}
+            )
             snap = await read_event(resp)
             assert snap["event"] == "snapshot"
             assert {a["alert_id"] for a in snap["data"]["alerts"]} == {"a1", "a2", "a7"}
@@ -296,7 +328,9 @@ def test_a_patrol_stream_carries_only_its_own_units_tasks() -> None:
             assert [t["task_id"] for t in snap["data"]["tasks"]] == ["t1"]
             h.store.apply_alert(alert("a8"))
             h.store.apply_task(task("t10", "SÖ-2150", alert_id="a8"))
-            h.store.apply_task(task("t11", None, kind="interview", role="investigator", alert_id="a8"))
+            h.store.apply_task(
+                task("t11", None, kind="interview", role="investigator", alert_id="a8")
+            )
             h.store.apply_task(task("t12", "SÖ-2140", alert_id="a8"))
             ev = await read_event(resp)
             assert (ev["event"], ev["data"]["task_id"]) == ("task", "t12")
@@ -365,7 +399,9 @@ def test_the_window_passes() -> None:
     assert limiter.retry_after("a") == 0
 
 
-@pytest.mark.parametrize("path", ["/", "/api/alerts", "/api/alerts/a1", "/static/console.js", "/nope", "/healthz"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/alerts", "/api/alerts/a1", "/static/console.js", "/nope", "/healthz"]
+)
 @pytest.mark.parametrize("auth", [True, False])
 def test_security_headers_on_every_response(path: str, auth: bool) -> None:
     async def scenario() -> None:
