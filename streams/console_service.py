@@ -206,15 +206,16 @@ async def serve_console(
 
     app = make_app(store, publish, tokens, health=feed.healthy)
     runner = web.AppRunner(
-        app, access_log_class=AccessLog, access_log=logging.getLogger("banwatch.console.access")
+        app,
+        access_log_class=AccessLog,
+        access_log=logging.getLogger("banwatch.console.access"),
+        shutdown_timeout=2.0,
     )
     await producer.start()
     feed_task: asyncio.Task[None] | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(
-            runner, settings.console_host, settings.console_port, shutdown_timeout=2.0
-        )
+        site = web.TCPSite(runner, settings.console_host, settings.console_port)
         await site.start()
         url = _url(site, settings.console_host)
         feed_task = asyncio.create_task(feed.run(), name="console-feed")
