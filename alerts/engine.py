@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -58,26 +59,55 @@ class Result:
     reason: Reason | None = None  # for rejected records
 
 
+#: A dead letter must fit in one Kafka message: the worker's producer refuses 1,000,000 bytes
+#: or more, and faust then stops sending anything, so one hostile record would silence every
+#: alert after it. The raw record is kept up to this many bytes *as encoded* (JSON escapes a
+#: control character as six bytes, base64 takes four per three); key and error are cut too.
+DEAD_LETTER_RAW_BYTES = 512 * 1024
+DEAD_LETTER_KEY_CHARS = 256
+DEAD_LETTER_ERROR_CHARS = 1000
+
+
 def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
     raw = msg.value or b""
+    key = msg.key
     value: Value = {
         "source_topic": msg.topic,
         "partition": msg.partition,
         "offset": msg.offset,
-        "key": msg.key,
-        "error": rej.error,
+        "key": key,
+        "error": rej.error[:DEAD_LETTER_ERROR_CHARS],
         "reason": rej.reason.value,
         "ts": None if at is None else rfc3339(at),
     }
-    if len(raw) > limit:
-        raw = raw[:limit]
+    if key is not None and len(key) > DEAD_LETTER_KEY_CHARS:
+        key = key[:DEAD_LETTER_KEY_CHARS]
+        value["key"] = key
+        value["key_truncated"] = True
+    budget = min(limit, DEAD_LETTER_RAW_BYTES)
+    kept = raw[:budget]
+    text = _as_text(kept, budget)
+    if text is None:  # not UTF-8, or too many escapes: base64 of what fits
+        kept = raw[: budget // 4 * 3]
+    if len(kept) < len(raw):
         value["raw_truncated"] = True
-    try:
-        value["raw"] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        value["raw"] = base64.b64encode(raw).decode("ascii")
+    if text is not None:
+        value["raw"] = text
+    else:
+        value["raw"] = base64.b64encode(kept).decode("ascii")
         value["raw_encoding"] = "base64"
-    return (DEAD_LETTERS, msg.key, value)
+    return (DEAD_LETTERS, key, value)
+
+
+def _as_text(raw: bytes, budget: int) -> str | None:
+    """`raw` as text if it is UTF-8 and stays within `budget` bytes once JSON-escaped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(raw) * 6 > budget and len(json.dumps(text, ensure_ascii=False).encode()) > budget:
+        return None
+    return text
 
 
 def incident_scope(incident_id: str) -> str:
