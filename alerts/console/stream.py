@@ -97,6 +97,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             await response.write(_frame(event.kind, event.data, store.event_id(event)))
         return response
+    except ConnectionResetError:  # the browser went away; it reconnects with Last-Event-ID
+        return response
     finally:
         unsubscribe()
         c.streams.discard(queue)

@@ -320,7 +320,24 @@
     const alerts = [...S.alerts.values()].sort(urgency);
     $('#alert-count').textContent = alerts.length ? '(' + alerts.length + ')' : '';
     $('#list-empty').hidden = alerts.length > 0;
-    list.replaceChildren(...alerts.map(alertCard));
+    keyedList(list, alerts, (a) => a.alert_id,
+      (a) => [a.seq, a.state, a.alert_id === S.selected, S.fresh.has(a.alert_id)].join('|'), alertCard);
+  }
+
+  /* Update a list in place: an item whose signature did not change keeps its element, so the
+     board does not flicker and what the operator is about to click stays where it is. */
+  function keyedList(list, items, keyOf, sigOf, build) {
+    const old = new Map([...list.children].map((li) => [li.dataset.key, li]));
+    const next = items.map((item) => {
+      const key = keyOf(item), sig = sigOf(item), prev = old.get(key);
+      if (prev && prev.dataset.sig === sig) return prev;
+      const li = build(item);
+      li.dataset.key = key;
+      li.dataset.sig = sig;
+      return li;
+    });
+    next.forEach((li, i) => { if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null); });
+    while (list.children.length > next.length) list.lastChild.remove();
   }
 
   function alertCard(a) {
@@ -335,7 +352,7 @@
       rec ? 'nearest unit ' + rec.unit_id + ' ' + metres(rec.distance_m) : null].filter(Boolean).join(' · ');
     const li = el('li', {
       class: classes.join(' '), 'data-alert-id': a.alert_id, 'data-state': a.state,
-      'data-priority': p, tabindex: 0,
+      'data-priority': p, 'data-kind': a.kind, tabindex: 0,
     },
     el('div', { class: 'row' },
       el('span', { class: 'prio p' + p, text: 'P' + p }),
@@ -434,7 +451,7 @@
     fact(dl, 'Confidence', a.confidence);
     fact(dl, 'Distance', typeof a.distance_m === 'number' ? metres(a.distance_m) : null);
     if (a.position) {
-      fact(dl, 'Position', '± ' + metres(a.position.accuracy_m) + ' at ' + clockText(a.position.ts) + ' (' + age(a.position.ts) + ' ago)');
+      fact(dl, 'Position', el('span', {}, '± ' + metres(a.position.accuracy_m) + ' at ' + clockText(a.position.ts) + ' (', ageSpan(a.position.ts), ' ago)'));
     }
     if (a.protected_position) {
       fact(dl, 'Protected person', (a.protected_person || '') + ' ± ' + metres(a.protected_position.accuracy_m) + ' at ' + clockText(a.protected_position.ts));
@@ -569,6 +586,7 @@
       const g = f.geometry || {};
       const label = (p.label ? p.label + ' · ' : '') + 'zone ' + (p.zone_id || '') + (p.buffer_m ? ' (+' + p.buffer_m + ' m buffer)' : '');
       const style = { color: '#c9a0ff', weight: 2, fillColor: '#c9a0ff', fillOpacity: 0.15 };
+      const start = out.length;
       if (g.type === 'Point') {
         const [lon, lat] = g.coordinates;
         const r = Number(p.radius_m || 0);
@@ -579,6 +597,7 @@
         const outline = ban.outlines && ban.outlines[p.zone_id];
         if (outline) out.push(L.geoJSON(outline, { style: () => ({ color: '#c9a0ff', weight: 1, dashArray: '4 4', fill: false }), interactive: false }));
       }
+      for (let i = start; i < out.length; i++) out[i].zoneId = p.zone_id;
     }
     return out;
   }
@@ -611,14 +630,20 @@
       layers.push(L.circleMarker([pos.lat, pos.lon], { radius: 8, color: '#fff', weight: 2, fillColor: '#ff4d4f', fillOpacity: 1 })
         .bindTooltip('Restrained ' + (a.restrained_person || '') + ' · ± ' + metres(pos.accuracy_m) + ' · ' + clockText(pos.ts)));
     }
-    for (const u of d.units || []) {
-      if (!u.position) continue;
-      layers.push(unitMarker(u, !!u.task));
+    // what the view fits: the alert's own zone (all zones when it has none), the persons, the
+    // units sent (or the nearest recommended one)
+    const focus = layers.filter((l) => !l.zoneId || !a.zone_id || l.zoneId === a.zone_id);
+    const units = (d.units || []).filter((u) => u.position);
+    const sent = units.filter((u) => u.task);
+    for (const u of units) {
+      const marker = unitMarker(u, !!u.task);
+      layers.push(marker);
+      if (u.task || (!sent.length && u === units.find((x) => x.recommended))) focus.push(marker);
       if (pos) layers.push(L.polyline([[u.position.lat, u.position.lon], [pos.lat, pos.lon]], { color: '#4aa3ff', weight: 1, dashArray: '3 5', interactive: false }));
     }
     layers.forEach((l) => l.addTo(S.detailLayer));
     if (fit) {
-      const group = L.featureGroup(layers);
+      const group = L.featureGroup(focus);
       const b = group.getBounds();
       if (b.isValid()) S.map.fitBounds(b.pad(0.25), { maxZoom: 17 });
     }
@@ -630,7 +655,8 @@
     const tasks = [...S.tasks.values()].sort((x, y) => (x.closed - y.closed) || (x.priority - y.priority) || ((ms(x.due_by) || 0) - (ms(y.due_by) || 0)));
     $('#alert-count').textContent = tasks.length ? '(' + tasks.filter((t) => !t.closed).length + ' open)' : '';
     $('#list-empty').hidden = tasks.length > 0;
-    list.replaceChildren(...tasks.map(taskCard));
+    keyedList(list, tasks, (t) => t.task_id,
+      (t) => [t.closed, t.task_id === S.selected, S.fresh.has(t.task_id), t.due_by].join('|'), taskCard);
   }
 
   function taskCard(t) {
@@ -638,7 +664,7 @@
     if (t.closed) classes.push('closed');
     if (t.task_id === S.selected) classes.push('selected');
     if (S.fresh.has(t.task_id)) classes.push('new');
-    const li = el('li', { class: classes.join(' '), 'data-task-id': t.task_id, 'data-unit': t.unit_id || '', tabindex: 0 },
+    const li = el('li', { class: classes.join(' '), 'data-task-id': t.task_id, 'data-unit': t.unit_id || '', 'data-kind': t.kind, tabindex: 0 },
       el('div', { class: 'row' },
         el('span', { class: 'prio p' + t.priority, text: 'P' + t.priority }),
         el('span', { class: 'kind grow', text: taskText(t.kind) }),
