@@ -126,7 +126,7 @@ class Demo:
         self.thread.join(15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
@@ -153,7 +153,7 @@ def service() -> Iterator[Service]:
         assert secret not in log  # tokens, incident notes and operators' notes never logged
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(service: Service) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
