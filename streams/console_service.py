@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from kafka import KafkaConsumer
 from kafka import TopicPartition as SyncTopicPartition
 
@@ -82,6 +83,10 @@ class ConsoleFeed:
         self.on_alert = on_alert
         self.ready = asyncio.Event()
         self.running = False
+        #: the broker must have answered within `stale_s` for the feed to count as consuming
+        self.probe_s = 5.0
+        self.stale_s = 20.0
+        self._last_ok = 0.0
         self.records = 0
         self.undecodable = 0
         self._apply: dict[str, Callable[[str | None, Any], object]] = {
@@ -92,7 +97,22 @@ class ConsoleFeed:
         }
 
     def healthy(self) -> bool:
-        return self.running and self.ready.is_set()
+        """Caught up, still reading, and the broker answered recently (a fetch that returns
+        nothing cannot tell an idle topic from a dead broker; a metadata probe can)."""
+        fresh = time.monotonic() - self._last_ok < self.stale_s
+        return self.running and self.ready.is_set() and fresh
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                ok = await asyncio.wait_for(consumer._client.force_metadata_update(), self.probe_s)
+            except (TimeoutError, OSError, KafkaError):
+                ok = False
+            if ok:
+                self._last_ok = time.monotonic()
+            else:
+                log.warning("the broker did not answer a metadata request")
+            await asyncio.sleep(self.probe_s)
 
     def _alert(self, _key: str | None, value: Any) -> None:
         if self.store.apply_alert(value) and self.on_alert is not None:
@@ -113,6 +133,8 @@ class ConsoleFeed:
         )
         await consumer.start()
         self.running = True
+        self._last_ok = time.monotonic()
+        probe = asyncio.create_task(self._probe(consumer), name="console-probe")
         try:
             tps = await self._partitions(consumer)
             consumer.assign(tps)
@@ -132,6 +154,9 @@ class ConsoleFeed:
                         pos[tp] = records[-1].offset + 1
         finally:
             self.running = False
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
             await consumer.stop()
 
     def _one(
@@ -263,6 +288,8 @@ def _setup_logging(settings: Settings) -> None:
         level=levels.get(settings.log_level, "CRITICAL"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("kafka", "aiokafka"):  # connection chatter at INFO; their warnings still show
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(settings: Settings) -> int:

@@ -4,15 +4,17 @@ alerts produced live, and what operators do arrives on `alert-acks` and `audit`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
 
 import aiohttp
 
+from alerts.console.store import Store
 from config.settings import load_settings
 from streams.broker import EmbeddedBroker
-from streams.console_service import serve_console
+from streams.console_service import ConsoleFeed, serve_console
 from streams.kafka_io import follow, make_producer, produce_json
 from streams.topics import TopicNames, ensure_topics
 from tests.streams.consolekit import (
@@ -114,9 +116,7 @@ def test_console_on_the_broker(broker: EmbeddedBroker, prefix: str) -> None:
         ]
         stop.set()
         await asyncio.wait_for(served, 10)
-        print(
-            f"console ready in {ready_s:.2f} s; a new alert reached the stream in {live_s:.3f} s"
-        )
+        print(f"console ready in {ready_s:.2f} s; a new alert reached the stream in {live_s:.3f} s")
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 60))
@@ -145,5 +145,35 @@ def test_console_waits_for_topics_that_do_not_exist_yet(
         assert urls
         stop.set()
         await asyncio.wait_for(served, 10)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_health_follows_the_broker(broker: EmbeddedBroker, prefix: str) -> None:
+    """/healthz is 200 only while the console is consuming: a broker that stops answering
+    makes it 503 within `stale_s`, and it recovers when the broker does."""
+    ensure_topics(broker.bootstrap, prefix, partitions_override=1)
+    feed = ConsoleFeed(broker.bootstrap, TopicNames.with_prefix(prefix), Store("h"))
+    feed.probe_s, feed.stale_s = 0.3, 1.5
+
+    async def until(want: bool, timeout_s: float) -> float:
+        t0 = time.monotonic()
+        while feed.healthy() is not want:
+            assert time.monotonic() - t0 < timeout_s, f"healthy() stayed {not want}"
+            await asyncio.sleep(0.1)
+        return time.monotonic() - t0
+
+    async def scenario() -> None:
+        running = asyncio.create_task(feed.run())
+        await until(True, 20)
+        broker.pause()
+        try:
+            await until(False, 10)
+        finally:
+            broker.resume()
+        await until(True, 20)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
