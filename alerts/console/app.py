@@ -395,9 +395,14 @@ def new_instance_name() -> str:
     return secrets.token_hex(4)
 
 
-async def _close_streams(app: web.Application) -> None:
+def drop_streams(app: web.Application) -> None:
+    """End every open event stream (browsers reconnect and resume with Last-Event-ID)."""
     for q in list(app[CONSOLE].streams):
         q.put_nowait(None)
+
+
+async def _close_streams(app: web.Application) -> None:
+    drop_streams(app)
 
 
 class AccessLog(AbstractAccessLogger):
