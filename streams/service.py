@@ -109,7 +109,12 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
         from streams.demo import play_demo
 
         tasks.append(
-            asyncio.create_task(play_demo(bootstrap, settings.topic_prefix, stop), name="demo")
+            asyncio.create_task(
+                play_demo(
+                    bootstrap, settings.topic_prefix, stop, security=settings.kafka_security()
+                ),
+                name="demo",
+            )
         )
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
