@@ -28,42 +28,19 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from kafka import KafkaConsumer
-from kafka import TopicPartition as SyncTopicPartition
 
 from alerts.console.app import AccessLog, make_app, new_instance_name
 from alerts.console.store import Store, Value
 from config.settings import Principal, Settings
-from streams.feeds import aiokafka_security
-from streams.kafka_io import encode_json, log_end_offsets
+from streams.faust_patches import exact_ends
+from streams.feeds import aiokafka_security, groupless_consumer
+from streams.kafka_io import encode_json
 from streams.metrics import Metrics
 from streams.topics import TopicNames
 
 log = logging.getLogger("banwatch.console")
 
-FETCH_MAX_WAIT_MS = 100  # Tansu answers a waiting fetch late otherwise (kafka_io.follow)
 TOPIC_WAIT_LOG_S = 10.0
-
-
-def _exact_ends(
-    bootstrap: str, security: Mapping[str, Any], tps: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Log end of each partition from a fetch's high watermark (Tansu's ListOffsets
-    under-reports it; kafka_io.log_end_offsets)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="banwatch-console-ends",
-        **security,
-    )
-    try:
-        sync = [SyncTopicPartition(tp.topic, tp.partition) for tp in tps]
-        consumer.assign(sync)
-        ends = log_end_offsets(consumer, sync)
-    finally:
-        consumer.close()
-    return {tp: ends[SyncTopicPartition(tp.topic, tp.partition)] for tp in tps}
 
 
 class ConsoleFeed:
@@ -122,15 +99,7 @@ class ConsoleFeed:
                 log.error("alert hook failed: %s", type(exc).__name__)
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            client_id="banwatch-console",
-            **aiokafka_security(self.kafka_security),
-        )
+        consumer = groupless_consumer(self.bootstrap, "banwatch-console", self.kafka_security)
         await consumer.start()
         self.running = True
         self._last_ok = time.monotonic()
@@ -140,7 +109,7 @@ class ConsoleFeed:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             pos = {tp: await consumer.position(tp) for tp in tps}
-            ends = await asyncio.to_thread(_exact_ends, self.bootstrap, self.kafka_security, tps)
+            ends = await asyncio.to_thread(exact_ends, self.bootstrap, self.kafka_security, tps)
             while True:
                 if not self.ready.is_set() and all(pos[tp] >= ends[tp] for tp in tps):
                     log.info("caught up: %d records, %s", self.records, self.store.counts())

@@ -45,6 +45,23 @@ def aiokafka_security(security: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def groupless_consumer(
+    bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None
+) -> AIOKafkaConsumer:
+    """An aiokafka consumer that joins no group, commits nothing and starts from the earliest
+    record: for reading whole topics (feeds, the console, benchmarks). `security` are
+    kafka-python keyword arguments."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        client_id=client_id,
+        **aiokafka_security(security or {}),
+    )
+
+
 class GlobalFeed:
     """Reads every partition of `topic` from the beginning and calls `apply` per record."""
 
@@ -55,21 +72,14 @@ class GlobalFeed:
         self.topic = topic
         self.apply = apply
         self.kafka_security = dict(security or {})
-        self.security = aiokafka_security(self.kafka_security)
         self._pos: dict[TopicPartition, int] = {}
         self.ready = asyncio.Event()
         self.records = 0
         self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            client_id=f"banwatch-feed-{self.topic}",
-            **self.security,
+        consumer = groupless_consumer(
+            self.bootstrap, f"banwatch-feed-{self.topic}", self.kafka_security
         )
         self._consumer = consumer
         await consumer.start()
