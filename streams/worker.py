@@ -630,6 +630,10 @@ def setup_logging(settings: Settings) -> None:
         level=_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The Kafka clients and faust print whole records at DEBUG (tests/streams/test_logs.py):
+    # never below INFO for them, whatever BANWATCH_LOG_LEVEL says.
+    for client in ("kafka", "aiokafka", "faust"):
+        logging.getLogger(client).setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def main(settings: Settings) -> int:
