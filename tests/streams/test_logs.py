@@ -1,4 +1,4 @@
-"""Nothing personal in the logs or the metrics of a full run.
+"""What a run exposes: nothing personal in its logs or metrics, no socket beyond loopback.
 
 A full run: the embedded broker, `banwatch bans import`, `banwatch worker` and `banwatch
 console` as separate processes at the log level production uses, fed breaches, a protected
@@ -282,3 +282,71 @@ def _full_run(broker: EmbeddedBroker, tmp_path: Path, level: str, broker_log: Pa
     for name, text in metrics.items():
         assert "banwatch_events_total" in text, name
         assert secrets_in(text, [*SECRETS, *ids]) == [], name
+
+
+# ------------------------------------------------------------------------- sockets
+def _listening(pids: Iterable[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state that one of `pids` holds."""
+    inodes: set[str] = set()
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out: set[tuple[str, int]] = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for row in Path(table).read_text().splitlines()[1:]:
+            cols = row.split()
+            local, state, inode = cols[1], cols[3], cols[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            addr_hex, port_hex = local.split(":")
+            if width == 8:
+                addr = ".".join(str(b) for b in reversed(bytes.fromhex(addr_hex)))
+            else:
+                addr = "::" if set(addr_hex) == {"0"} else addr_hex
+            out.add((addr, int(port_hex, 16)))
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_banwatch_up_listens_on_loopback_only_and_nowhere_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broker, console and metrics on 127.0.0.1 (the defaults), faust's web server off: the
+    process tree listens on exactly those three sockets."""
+    broker, console, metrics = free_port(), free_port(), free_port()
+    env = {
+        "BANWATCH_EMBEDDED_BROKER_PORT": str(broker),
+        "BANWATCH_CONSOLE_PORT": str(console),
+        "BANWATCH_METRICS_PORT": str(metrics),
+        "BANWATCH_CONSOLE_TOKENS": json.dumps({TOKEN: {"user": "op-17", "role": "dispatcher"}}),
+        "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
+        "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
+    }
+    for var in ("BANWATCH_KAFKA_BOOTSTRAP", "BANWATCH_CONSOLE_HOST", "BANWATCH_METRICS_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    up = Proc(["up"], env, "ready in")
+    try:
+        pids = [up.proc.pid, *_children(up.proc.pid)]
+        sockets = _listening(pids)
+    finally:
+        up.proc.send_signal(signal.SIGINT)
+        up.proc.wait(30)
+    assert len(pids) >= 2, "the embedded broker is a child process"
+    assert sockets == {("127.0.0.1", broker), ("127.0.0.1", console), ("127.0.0.1", metrics)}
