@@ -43,6 +43,9 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError, for_code
 
 from alerts.engine import Engine, Incoming, Outcome, dead_letter, incident_scope
 from alerts.model import ALERTS, DEAD_LETTERS, TASKS, Output
@@ -70,7 +73,7 @@ from geofence.records import AlertAction, Incident, LocationFix
 from streams import faust_patches
 from streams.feeds import GlobalFeed
 from streams.kafka_io import encode_json
-from streams.topics import PARTITIONS, TopicNames, ensure_topics
+from streams.topics import PARTITIONS, SPECS, TopicNames, ensure_topics
 
 log = logging.getLogger("banwatch.worker")
 
@@ -522,6 +525,7 @@ class Worker:
         await asyncio.to_thread(
             ensure_topics, self.bootstrap, self.settings.topic_prefix, **self.security
         )
+        await asyncio.to_thread(_ensure_routed, self.bootstrap, self.routed_name, self.security)
         feeds = [
             asyncio.create_task(self.bans_feed.run(), name="feed-bans"),
             asyncio.create_task(self.patrol_feed.run(), name="feed-patrol"),
@@ -576,6 +580,26 @@ async def _wait_assigned(app: faust.App, timeout_s: float = 60.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise TimeoutError("the worker was given no partitions in time")
+
+
+def _ensure_routed(bootstrap: str, name: str, security: dict[str, Any]) -> None:
+    """Create the internal `routed` topic like a contract topic: faust declares only the
+    internal topics it consumes through their own channel, and `routed` is consumed through
+    `positions`' one, so a broker would auto-create it with its defaults (on Kafka: one
+    partition, kept 7 days in 7-day segments) or, with auto-creation off, not at all. It holds
+    copies of fixes, incidents and acks: it ages out like `positions`."""
+    configs = dict(next(spec for spec in SPECS if spec.name == POSITIONS).configs)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)
+    try:
+        response = admin.create_topics(
+            [NewTopic(name, PARTITIONS, -1, topic_configs=configs)], raise_errors=False
+        )
+    finally:
+        admin.close()
+    for result in response["topics"]:
+        error = for_code(result["error_code"])
+        if result["error_code"] and error is not TopicAlreadyExistsError:
+            raise error(f"cannot create topic {result['name']}: {result['error_message']}")
 
 
 def _key(raw: bytes | None) -> str | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.kafka_io import follow, make_producer, produce_json
@@ -350,3 +351,58 @@ def test_banwatch_up_listens_on_loopback_only_and_nowhere_else(
         up.proc.wait(30)
     assert len(pids) >= 2, "the embedded broker is a child process"
     assert sockets == {("127.0.0.1", broker), ("127.0.0.1", console), ("127.0.0.1", metrics)}
+
+
+# ------------------------------------------------------------------------ retention
+HOUR_MS = 3_600_000
+#: topics that keep personal data only as long as needed, and how long at most (ms)
+AGES_OUT = {
+    "positions": 3 * 24 * HOUR_MS,
+    "patrol-positions": 24 * HOUR_MS,
+    "incidents": 7 * 24 * HOUR_MS,
+    "alert-acks": 30 * 24 * HOUR_MS,
+    "alerts": 30 * 24 * HOUR_MS,
+    "patrol-tasks": 7 * 24 * HOUR_MS,
+    "dead-letters": 7 * 24 * HOUR_MS,
+    "banwatch-routed": 3 * 24 * HOUR_MS,  # the worker's re-keyed copies of the above
+}
+
+
+def _ages_out(configs: dict[str, str], most_ms: int, name: str) -> None:
+    """Deleted by age, within `most_ms`, in segments far shorter than that: Kafka deletes
+    whole segments, so a record can outlive `retention.ms` by up to `segment.ms`."""
+    assert "delete" in configs.get("cleanup.policy", ""), (name, configs)
+    retention, segment = int(configs["retention.ms"]), int(configs["segment.ms"])
+    assert 0 < retention <= most_ms, (name, retention)
+    assert 0 < segment <= retention // 20, (name, segment, retention)
+
+
+def test_personal_data_ages_out_in_segments_far_shorter_than_its_retention() -> None:
+    """As a worker creates them on a broker: the contract's topics and its own."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    with EmbeddedBroker(free_port()) as broker:
+        prefix = "ret."
+        w = WorkerProc(broker.bootstrap, prefix).start(timeout_s=90)
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+            try:
+                names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+                described = admin.describe_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, t, None) for t in names],
+                    config_filter="all",
+                )["topic"]
+            finally:
+                admin.close()
+        finally:
+            assert w.stop() == 0
+    configs = {
+        t[len(prefix) :]: {k: v["value"] for k, v in c.items()} for t, c in described.items()
+    }
+    for name, most_ms in AGES_OUT.items():
+        assert name in configs, f"{name} not created: {sorted(configs)}"
+        _ages_out(configs[name], most_ms, name)
+    # the registry is compacted (a ban lives as long as it is in force; a tombstone lifts it),
+    # the audit trail is kept (it holds no coordinates and no free text)
+    assert configs["contact-bans"]["cleanup.policy"] == "compact"
+    assert configs["audit"]["retention.ms"] == "-1"
