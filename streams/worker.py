@@ -80,6 +80,9 @@ log = logging.getLogger("banwatch.worker")
 #: How long an acknowledgement for an alert the index does not know yet is held back, waiting
 #: for the alert itself to be indexed, before it goes to dead-letters as `unknown_alert`.
 ACK_WAIT_S = 5.0
+#: Every batch with unknown alert ids first waits this long: an alert published a moment
+#: before its acknowledgement may not have been fetched yet (fetch wait 100 ms).
+ACK_GRACE_S = 0.3
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
 BAN_FEED_WAIT_S = 1.0
 BATCH_MAX = 1000
@@ -128,6 +131,7 @@ class Worker:
         self.on_processed: Callable[[str, float], None] | None = None  # topic, seconds
         self.on_adopted: Callable[[], None] | None = None
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
+        self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
         self.ready = asyncio.Event()
         self.partitions: list[int] = []  # of the routed state, as of the last recovery
 
@@ -195,6 +199,7 @@ class Worker:
         async def on_rebalance(assigned: Any, revoked: Any, new: Any, gen: int = 0) -> None:
             worker.engine.reset_routed()  # nothing is ours until recovery says so
             worker.applied.clear()
+            worker.indexed.clear()
             await orig_rebalance(assigned, revoked, new, gen)
 
         async def on_recovery_completed(active: Any, standby: Any) -> None:
@@ -381,46 +386,81 @@ class Worker:
                 self._internal_error(event)
 
     async def _acks(self, stream: Any) -> None:
-        async for event in stream.events():
-            m = event.message
-            key = _key(m.key)
-            msg = Incoming(ACKS, key, m.value, m.partition, m.offset)
-            try:
-                d = decode(ACKS, key, m.value, _now(), self.policy)
-                if isinstance(d, Rejected):
-                    self._send(dead_letter(msg, d, _now(), 4096))
-                    self._count(ACKS, Outcome.rejected, d.reason)
-                    continue
-                assert isinstance(d, AlertAction)
-                target = self.index.get(d.alert_id)
-                waited = 0.0
-                while target is None and waited < ACK_WAIT_S:  # the alert may be in flight
-                    await asyncio.sleep(0.1)
-                    waited += 0.1
+        """Route each acknowledgement to where its alert's state lives. An alert the index does
+        not know yet may have been published a moment ago: unknown ids of a batch wait together
+        while the index is behind on `alerts`, at most ACK_WAIT_S; once the index has read all
+        of `alerts` an unknown id is a dead letter at once, so a flood of acks for unknown
+        alerts cannot hold back real ones."""
+        async for events in stream.take_events(500, within=0.01):
+            unknown: list[tuple[Any, Incoming, AlertAction]] = []
+            for event in events:
+                m = event.message
+                key = _key(m.key)
+                msg = Incoming(ACKS, key, m.value, m.partition, m.offset)
+                try:
+                    d = decode(ACKS, key, m.value, _now(), self.policy)
+                    if isinstance(d, Rejected):
+                        self._send(dead_letter(msg, d, _now(), 4096))
+                        self._count(ACKS, Outcome.rejected, d.reason)
+                        continue
+                    assert isinstance(d, AlertAction)
                     target = self.index.get(d.alert_id)
+                    if target is None:
+                        unknown.append((event, msg, d))
+                    else:
+                        self._forward(str(target), msg)
+                except Exception as exc:
+                    log.error("acknowledgement not routed: %s", type(exc).__name__)
+                    self._internal_error(event)
+            if unknown:
+                await self._resolve_unknown_acks(unknown)
+
+    async def _resolve_unknown_acks(self, unknown: list[tuple[Any, Incoming, AlertAction]]) -> None:
+        deadline = time.monotonic() + ACK_WAIT_S
+        await asyncio.sleep(ACK_GRACE_S)  # alerts published just before: one fetch away
+        while True:
+            still = []
+            for event, msg, d in unknown:
+                target = self.index.get(d.alert_id)
                 if target is None:
-                    rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r}")
-                    self._send(dead_letter(msg, rej, _now(), 4096))
-                    self._count(ACKS, Outcome.rejected, rej.reason)
-                    continue
-                self._forward(str(target), msg)
-            except Exception as exc:
-                log.error("acknowledgement not routed: %s", type(exc).__name__)
-                self._internal_error(event)
+                    still.append((event, msg, d))
+                else:
+                    self._forward(str(target), msg)
+            unknown = still
+            if not unknown or self._index_caught_up() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for _event, msg, d in unknown:
+            rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r}")
+            self._send(dead_letter(msg, rej, _now(), 4096))
+            self._count(ACKS, Outcome.rejected, rej.reason)
+
+    def _index_caught_up(self) -> bool:
+        """The index agent has processed every record `alerts` held at the last fetch, on every
+        partition of it this worker owns."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.names.alerts:
+                continue
+            hw = consumer.highwater(tp)
+            if hw is None or self.indexed.get(tp.partition, -1) + 1 < hw:
+                return False
+        return True
 
     async def _index(self, stream: Any) -> None:
         """alert id → where its state lives, for routing acknowledgements (co-partitioned:
         `alerts` and `alert-acks` are both keyed by alert id)."""
         async for event in stream.events():
+            m = event.message
             try:
-                key = _key(event.message.key)
-                if key is None or self.index.get(key) is not None:
-                    continue
-                target = _route_key(json.loads(event.message.value))
-                if target is not None:
-                    self.index[key] = target
+                key = _key(m.key)
+                if key is not None and self.index.get(key) is None:
+                    target = _route_key(json.loads(m.value))
+                    if target is not None:
+                        self.index[key] = target
             except Exception as exc:  # not ours to dead-letter: `alerts` is our own output
                 log.warning("alert record not indexed: %s", type(exc).__name__)
+            self.indexed[m.partition] = m.offset
 
     async def _tick(self) -> None:
         if not self.ready.is_set():
