@@ -33,7 +33,7 @@ from alerts.console.app import AccessLog, make_app, new_instance_name
 from alerts.console.store import Store, Value
 from config.settings import Principal, Settings
 from streams.faust_patches import exact_ends
-from streams.feeds import aiokafka_security, groupless_consumer
+from streams.feeds import aiokafka_security, groupless_consumer, rewind_if_truncated
 from streams.kafka_io import encode_json
 from streams.metrics import Metrics
 from streams.topics import TopicNames
@@ -121,6 +121,7 @@ class ConsoleFeed:
                         self._one(apply, r.key, r.value)
                     if records:
                         pos[tp] = records[-1].offset + 1
+                await rewind_if_truncated(consumer, pos, "console")
         finally:
             self.running = False
             probe.cancel()

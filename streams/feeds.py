@@ -45,6 +45,25 @@ def aiokafka_security(security: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def rewind_if_truncated(
+    consumer: AIOKafkaConsumer, pos: dict[TopicPartition, int], what: str
+) -> None:
+    """Read a partition again from its start when its log end fell below our position.
+
+    Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE (and aiokafka resets);
+    Tansu answers with nothing, so after an embedded-broker restart (an empty log) a reader
+    would wait at its old position and skip the new log's first records. Re-reading is safe:
+    every reader here applies records idempotently (latest version or revision wins)."""
+    for tp, at in pos.items():
+        hw = consumer.highwater(tp)
+        if hw is not None and hw < at:
+            log.warning(
+                "%s: %s/%d ends below our position; reading it again", what, tp.topic, tp.partition
+            )
+            await consumer.seek_to_beginning(tp)
+            pos[tp] = await consumer.position(tp)
+
+
 def groupless_consumer(
     bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None
 ) -> AIOKafkaConsumer:
@@ -111,6 +130,7 @@ class GlobalFeed:
                         self.records += 1
                     if records:
                         self._pos[tp] = records[-1].offset + 1
+                await rewind_if_truncated(consumer, self._pos, f"feed {self.topic}")
         finally:
             self._consumer = None
             await consumer.stop()

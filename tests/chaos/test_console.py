@@ -4,10 +4,11 @@ serves its board while the broker is gone, and acknowledges and audits on the ne
 
 The embedded broker keeps nothing across a restart (Tansu in memory): the new one starts with
 empty topics. Tansu then answers a fetch beyond the new log's end with an empty response, not
-OFFSET_OUT_OF_RANGE as Kafka does, so a reader positioned where the old log ended waits until
-the new log passes that offset and then skips what came before: alerts published after the
-restart reach the console only in part (strict xfail below; not an issue with a real Kafka
-cluster, which keeps its log across restarts).
+OFFSET_OUT_OF_RANGE as Kafka does, so a reader positioned where the old log ended would wait
+until the new log passed that offset and skip what came before. The console (and the worker's
+global feeds) read a partition again from its start when its end falls below their position
+(`streams.feeds.rewind_if_truncated`); the last test checks alerts published after the restart
+all reach the operator.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def test_the_console_survives_a_broker_restart_and_a_client_resuming_mid_burst(
             duplicated,
             f"{client.connections} connections, {len(client.snapshots)} snapshot; console up "
             f"throughout, /healthz {health} after; ack and audit on the new broker; "
-            f"{after} of {BURST_2} alerts published after the restart shown (Tansu, see xfail)",
+            f"{after} of {BURST_2} alerts published after the restart shown",
         )
     )
     assert alive and rc == 0, "\n".join(console.lines[-30:])
@@ -272,13 +273,6 @@ def test_the_console_survives_a_broker_restart_and_a_client_resuming_mid_burst(
     assert all(a["ts"] and a["role"] == "dispatcher" and a["reason"] for a in audit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tansu answers a fetch past a restarted (empty) log's end without "
-    "OFFSET_OUT_OF_RANGE: ConsoleFeed keeps its old positions and skips the new log's first "
-    "records (fix: seek to the beginning when a partition's high watermark falls below the "
-    "position; streams/feeds.py GlobalFeed has the same blind spot)",
-)
 def test_alerts_published_after_an_embedded_broker_restart_reach_the_console() -> None:
     port = free_port()
     prefix = f"c{uuid.uuid4().hex[:6]}."
