@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from datetime import UTC, datetime
@@ -89,11 +90,33 @@ def _task_line(t: dict[str, Any]) -> str:
     return "  ".join(p for p in parts if p)
 
 
+def _audit_tail(settings: Settings, names: TopicNames, which: str) -> None:
+    """Reading alerts or tasks from the command line is a consultation: audit it first."""
+    producer = make_producer(bootstrap_of(settings), **settings.kafka_security())
+    try:
+        produce_json(
+            producer,
+            names.audit,
+            f"topic:{which}",
+            {
+                "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "actor": getpass.getuser(),
+                "role": "cli",
+                "action": "consult",
+                "object": f"topic:{which}",
+                "reason": "banwatch tail",
+            },
+        ).get(timeout=30)
+    finally:
+        producer.close(timeout=5)
+
+
 def tail(settings: Settings, which: str, unit: str | None, as_json: bool, beginning: bool) -> int:
     """Follow `alerts` or `patrol-tasks` until Ctrl-C; `--unit` keeps one unit's records."""
     names = TopicNames.with_prefix(settings.topic_prefix)
     topic = names.alerts if which == "alerts" else names.patrol_tasks
     out = sys.stdout
+    _audit_tail(settings, names, which)
     for rec in follow(bootstrap_of(settings), topic, beginning, **settings.kafka_security()):
         if rec.value is None:
             continue

@@ -116,6 +116,11 @@ def test_tail_follows_alerts_and_one_units_tasks(broker: EmbeddedBroker, prefix:
     out = banwatch_tail(env, "tasks", "--from-beginning", "--unit", "SÖ-2", "--json")
     rows = [json.loads(x) for x in out.splitlines() if x.strip()]
     assert [t["unit_id"] for t in rows] == ["SÖ-2"]
+    audit = [v for _, v in read_all(broker.bootstrap, prefix + "audit")]
+    assert sorted((a["action"], a["object"]) for a in audit) == [
+        ("consult", "topic:alerts"),
+        ("consult", "topic:tasks"),
+    ]
 
 
 def banwatch_tail(env: dict[str, str], *args: str) -> str:
