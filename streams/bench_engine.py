@@ -1,9 +1,12 @@
 """The geofence engine alone, against the straightforward loop, in one run.
 
-`engine`: the real `Engine.handle_batch` (decode, batched geometry, episodes, alerts, tasks).
+`engine`: the real `Engine.handle_batch` (decode, batched geometry, episodes, alerts, tasks),
+in batches of 1,000 fixes, as the stream worker calls it. Loading the bans is not timed.
 `loop baseline`: decode each fix and test it against every zone of every ban with shapely
 predicates in lon/lat (a buffered zone per ban, prepared): what one would write first. It does
 less than the engine (no episodes, no alerts), so the ratio understates the difference.
+
+    python -m streams.bench_engine   # the per-size table alone (`banwatch bench` has it too)
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class EngineFigures:
     bans: int
     fixes: int
     seconds: float
-    alerts: int
+    alerts: int  # engine: alert revisions published; loop: zone hits
 
     @property
     def per_s(self) -> float:
@@ -38,8 +41,10 @@ class EngineFigures:
         return 1e6 * self.seconds / self.fixes
 
 
-def engine_run(n_bans: int, n_fixes: int, policy: Policy, batch: int = 1000) -> EngineFigures:
-    sites = workload.sites(n_bans)
+def engine_run(
+    n_bans: int, n_fixes: int, policy: Policy, batch: int = 1000, device_share: float = 0.5
+) -> EngineFigures:
+    sites = workload.sites(n_bans, device_share=device_share)
     eng = Engine(policy)
     now = workload.T0 + timedelta(days=1)
     for raw in workload.bans(sites):
@@ -56,10 +61,10 @@ def engine_run(n_bans: int, n_fixes: int, policy: Policy, batch: int = 1000) -> 
     return EngineFigures(n_bans, n_fixes, dt, alerts)
 
 
-def loop_baseline_run(n_bans: int, n_fixes: int) -> EngineFigures:
-    """Every fix against every zone: shapely `intersects` with the fix's accuracy disc on
-    zones pre-buffered in degrees (the naive approach, wrong by design in the units too)."""
-    sites = workload.sites(n_bans)
+def loop_baseline_run(n_bans: int, n_fixes: int, device_share: float = 0.5) -> EngineFigures:
+    """Every fix against every zone: shapely `intersects` with the fix's point on zones
+    pre-buffered in degrees (the naive approach, wrong by design in the units too)."""
+    sites = workload.sites(n_bans, device_share=device_share)
     zones = []
     for s in sites:
         b = workload.ban(s, False)
@@ -90,12 +95,16 @@ def main() -> None:
     for n in (10, 100, 1000, 10_000):
         e = engine_run(n, 20_000, policy)
         rows.append(e)
-        print(f"engine  bans={n:>6} fixes={e.fixes} {e.per_s:>9.0f} fixes/s "
-              f"{e.us_per_fix:6.1f} µs/fix alerts={e.alerts}")
+        print(
+            f"engine  bans={n:>6} fixes={e.fixes} {e.per_s:>9.0f} fixes/s "
+            f"{e.us_per_fix:6.1f} µs/fix alerts={e.alerts}"
+        )
     for n in (10, 1000, 10_000):
         b = loop_baseline_run(n, 2000 if n > 1000 else 20_000)
-        print(f"loop    bans={n:>6} fixes={b.fixes} {b.per_s:>9.0f} fixes/s "
-              f"{b.us_per_fix:6.1f} µs/fix")
+        print(
+            f"loop    bans={n:>6} fixes={b.fixes} {b.per_s:>9.0f} fixes/s "
+            f"{b.us_per_fix:6.1f} µs/fix"
+        )
     print(json.dumps({"engine_us_per_fix": {r.bans: round(r.us_per_fix, 1) for r in rows}}))
 
 

@@ -1,0 +1,53 @@
+"""`banwatch bench` runs end to end and writes complete JSON (a smoke run, not a timed test).
+
+The smallest size (`--smoke`) still starts the embedded broker, real `banwatch worker`
+processes and the baseline apps, so every figure is measured for real; the numbers themselves
+are not checked: CI machines vary and benchmarks are not pass/fail tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.bench import REQUIRED
+from streams.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_the_cli_wires_bench_to_the_suite() -> None:
+    args = build_parser().parse_args(["bench", "--quick", "--json", "out.json"])
+    assert args.quick and args.json == "out.json"
+
+
+def test_a_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.bench", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    results = doc["results"]
+    for key in REQUIRED:
+        value = results.get(key)
+        assert isinstance(value, int | float) and math.isfinite(value), (key, value)
+        assert value > 0, (key, value)
+    assert doc["errors"] == {} and doc["missing"] == [], doc["errors"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    machine = doc["machine"]
+    assert machine["cores"] >= 1 and machine["cpu_model"] and machine["python"]
+    assert doc["workload"]["bans"] > 0 and doc["workload"]["patrol_cars"] > 0
+    assert set(doc["targets"]) >= {"engine_speedup", "stream_speedup", "latency_p99_ms"}
+    assert "banwatch bench" in proc.stdout  # the results table
