@@ -110,6 +110,10 @@ def _as_text(raw: bytes, budget: int) -> str | None:
     return text
 
 
+#: How often a ban's resolved and closed alerts are looked for (see BanState.prune).
+PRUNE_EVERY_S = 3600.0
+
+
 def incident_scope(incident_id: str) -> str:
     """The routing key of an incident that matched no ban (and of its unmatched alert)."""
     return f"incident:{incident_id}"
@@ -136,6 +140,7 @@ class Engine:
         self.alert_owner: dict[str, str | None] = {}
         self.unmatched: dict[str, Alert] = {}
         self._heap: list[tuple[datetime, str]] = []
+        self._pruned: dict[str, datetime] = {}  # ban -> when its alerts were last pruned
         self._scheduled: dict[str, datetime] = {}
 
     # ---------------------------------------------------------------- input
@@ -232,8 +237,13 @@ class Engine:
         for topic, key, _value in ctx.out:
             if topic == ALERTS and key is not None:
                 self.alert_owner[key] = ban_id
-        for alert_id in self.states[ban_id].prune(ctx.now, self.policy):
-            self.alert_owner.pop(alert_id, None)  # an ack for it is now an unknown alert
+        last = self._pruned.get(ban_id)
+        if last is None or (ctx.now - last).total_seconds() >= PRUNE_EVERY_S:
+            # retention is a day or a week: looking once an hour per ban is soon enough, and
+            # walking every alert on every fix was a quarter of the engine's time per fix
+            self._pruned[ban_id] = ctx.now
+            for alert_id in self.states[ban_id].prune(ctx.now, self.policy):
+                self.alert_owner.pop(alert_id, None)  # an ack for it is now an unknown alert
         self._schedule(ban_id)
         return ctx.out
 
@@ -255,6 +265,7 @@ class Engine:
         self.knock = KnockTracker()
         self._heap.clear()
         self._scheduled.clear()
+        self._pruned.clear()
         self.touched.clear()
         self.touched_unmatched.clear()
 
