@@ -72,7 +72,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import main as bench_main
 
-    return int(bench_main(quick=args.quick, json_path=args.json))
+    return int(bench_main(quick=args.quick, json_path=args.json, smoke=args.smoke))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="the benchmark suite: a table, and JSON")
     be.add_argument("--quick", action="store_true", help="smaller sizes, under 5 minutes")
     be.add_argument("--json", help="write the results to this file")
+    be.add_argument("--smoke", action="store_true", help="tiny sizes: checks the JSON, ~1 min")
     be.set_defaults(func=cmd_bench)
     return p
 

@@ -1,8 +1,9 @@
 """`banwatch bench` runs end to end and writes complete JSON (a smoke run, not a timed test).
 
-The smallest size (`--smoke`) still starts the embedded broker, real `banwatch worker`
-processes and the baseline apps, so every figure is measured for real; the numbers themselves
-are not checked: CI machines vary and benchmarks are not pass/fail tests.
+CI runs `banwatch bench --quick` (about 3.5 minutes here), as the issue asks: it starts the
+embedded broker, real `banwatch worker` processes and the baseline apps, so every figure is
+measured for real; the numbers themselves are not checked: CI machines vary and benchmarks are
+not pass/fail tests. (`--smoke`, tinier sizes, is for trying the code paths by hand.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from streams.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(720)
 
 
 def test_the_cli_wires_bench_to_the_suite() -> None:
@@ -28,14 +29,14 @@ def test_the_cli_wires_bench_to_the_suite() -> None:
     assert args.quick and args.json == "out.json"
 
 
-def test_a_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+def test_a_quick_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.bench", "--smoke", "--json", str(out)],
+        [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=220,
+        timeout=700,
     )
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
