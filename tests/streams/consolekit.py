@@ -17,6 +17,7 @@ from alerts.console.app import make_app
 from alerts.console.auth import Limiter
 from alerts.console.store import Store
 from config.settings import Principal
+from tests.unit.catalogue import ban, rect
 
 DISPATCHER = "dispatcher-token-0123456789"
 VIEWER = "viewer-token-0123456789abc"
@@ -90,39 +91,10 @@ def task(
     }
 
 
-BAN = {
-    "ban_id": "KF-2026-0042",
-    "version": 3,
-    "kind": "extended",
-    "status": "active",
-    "restrained_person": "P-7731",
-    "protected_persons": ["P-1102"],
-    "valid_from": "2026-11-01T00:00:00Z",
-    "valid_until": "2027-05-01T00:00:00Z",
-    "electronic_monitoring": True,
-    "proximity_m": 500,
-    "zones": {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "properties": {"zone_id": "home", "label": "Bostad", "buffer_m": 50},
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [
-                        [
-                            [17.62795, 59.1951],
-                            [17.63005, 59.1951],
-                            [17.63005, 59.1959],
-                            [17.62795, 59.1959],
-                            [17.62795, 59.1951],
-                        ]
-                    ],
-                },
-            }
-        ],
-    },
-}
+# the contract's example ban, with the Södertälje home zone of the golden scenarios
+BAN = ban(
+    features=[rect("home", 17.62795, 59.1951, 17.63005, 59.1959, label="Bostad", buffer_m=50)]
+)
 
 
 def filled_store() -> Store:
