@@ -132,8 +132,8 @@ class Worker:
         self.on_adopted: Callable[[], None] | None = None
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
+        self._knock_written: dict[str, list[str] | None] = {}  # person -> last knock written
         self.ready = asyncio.Event()
-        self.partitions: list[int] = []  # of the routed state, as of the last recovery
 
         faust_patches.apply(bootstrap, self.security)
         app_id = f"{settings.topic_prefix}{settings.app_id}"
@@ -516,7 +516,10 @@ class Worker:
                 continue
             p = partition_for(person)
             self._write(f"ban:{ban_id}", p, dump_ban_state(st))
-            self._write(f"knock:{person}", p, dump_knock(e.knock, person))
+            knock = dump_knock(e.knock, person)
+            if self._knock_written.get(person) != knock:  # changes only with approach alerts
+                self._knock_written[person] = knock
+                self._write(f"knock:{person}", p, knock)
         for aid in sorted(e.touched_unmatched):
             a = e.unmatched.get(aid)
             if a is not None and a.incident_id is not None:
@@ -537,6 +540,7 @@ class Worker:
         e = self.engine
         e.reset_routed()
         self.applied.clear()
+        self._knock_written.clear()
         bans = 0
         for key, value in list(self.state.data.items()):
             if not isinstance(value, dict) or value.get("p") not in partitions:
@@ -548,6 +552,7 @@ class Worker:
                 bans += 1
             elif kind == "knock":
                 load_knock(e.knock, ident, data)
+                self._knock_written[ident] = data
             elif kind == "unmatched":
                 e.adopt_unmatched(load_alert(data))
             elif kind == "offset":
@@ -555,7 +560,6 @@ class Worker:
         e.touched.clear()
         e.touched_unmatched.clear()
         log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)
-        self.partitions = sorted(partitions)
         if self.on_adopted is not None:
             self.on_adopted()
 
