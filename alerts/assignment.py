@@ -7,13 +7,26 @@ reported as exact geodesic metres. Positions are applied per unit in event-time 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
 from config.policy import Policy
-from geofence.geodesy import chord_many_m, geodesic_m
+from geofence.geodesy import ecef, geodesic_m
 from geofence.records import PatrolPosition, PatrolStatus
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+#: Ranking rounds distances to a millimetre; a unit further than this beyond the k-th nearest
+#: cannot round to its distance or below, so it is never among the k (see `Fleet.nearest`).
+_RANK_SLACK_M = 0.002
+
+
+def _micros(t: datetime) -> int:
+    """Microseconds since the epoch, exactly (an aware datetime)."""
+    return (t - _EPOCH) // _US
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +38,23 @@ class Recommendation:
         return {"unit_id": self.unit_id, "distance_m": round(self.distance_m, 1)}
 
 
+_Query = tuple[float, float, datetime, float, frozenset[str]]
+
+
 class Fleet:
+    """The latest position of every unit, also in numpy columns (one row per unit, in the
+    order units were first seen; earth-centred coordinates, see `geodesy.ecef`) so that
+    `nearest` filters and measures them in one pass: it runs for every alert revision."""
+
     def __init__(self) -> None:
         self._units: dict[str, PatrolPosition] = {}
+        self._row: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._xyz: npt.NDArray[np.float64] = np.zeros((16, 3))
+        self._ts_us: npt.NDArray[np.int64] = np.zeros(16, dtype=np.int64)
+        self._available: npt.NDArray[np.bool_] = np.zeros(16, dtype=bool)
+        # the last answer: an alert's respond task asks again what its revision just asked
+        self._last: tuple[_Query, int, list[Recommendation]] | None = None
 
     def __len__(self) -> int:
         return len(self._units)
@@ -38,7 +65,24 @@ class Fleet:
         if held is not None and pos.ts <= held.ts:
             return False
         self._units[pos.unit_id] = pos
+        self._last = None
+        row = self._row.get(pos.unit_id)
+        if row is None:
+            row = len(self._ids)
+            if row == self._ts_us.size:
+                self._grow()
+            self._row[pos.unit_id] = row
+            self._ids.append(pos.unit_id)
+        self._xyz[row] = ecef(pos.lat, pos.lon)
+        self._ts_us[row] = _micros(pos.ts)
+        self._available[row] = pos.status is PatrolStatus.available
         return True
+
+    def _grow(self) -> None:
+        n = 2 * self._ts_us.size
+        self._xyz = np.resize(self._xyz, (n, 3))
+        self._ts_us = np.resize(self._ts_us, n)
+        self._available = np.resize(self._available, n)
 
     def get(self, unit_id: str) -> PatrolPosition | None:
         return self._units.get(unit_id)
@@ -54,18 +98,54 @@ class Fleet:
     ) -> list[Recommendation]:
         """Up to `k` available units whose position is at most `max_patrol_age_s` from `at`,
         nearest first (ties by unit id)."""
-        cand = [
-            u
-            for u in self._units.values()
-            if u.status is PatrolStatus.available
-            and u.unit_id not in exclude
-            and abs((at - u.ts).total_seconds()) <= policy.max_patrol_age_s
-        ]
-        if not cand:
+        query = (lat, lon, at, policy.max_patrol_age_s, exclude)
+        if self._last is not None:
+            held, held_k, answer = self._last
+            if held == query and (k <= held_k or len(answer) < held_k):
+                return answer[:k]  # the k nearest start with the j < k nearest
+        answer = self._nearest(lat, lon, at, policy, k, exclude)
+        self._last = (query, k, answer)
+        return answer[:]
+
+    def _nearest(
+        self,
+        lat: float,
+        lon: float,
+        at: datetime,
+        policy: Policy,
+        k: int,
+        exclude: frozenset[str],
+    ) -> list[Recommendation]:
+        n = len(self._ids)
+        if n == 0:
             return []
-        d = chord_many_m(lat, lon, np.array([u.lat for u in cand]), np.array([u.lon for u in cand]))
-        order = sorted(range(len(cand)), key=lambda i: (round(float(d[i]), 3), cand[i].unit_id))
-        return [
-            Recommendation(cand[i].unit_id, geodesic_m(lat, lon, cand[i].lat, cand[i].lon))
-            for i in order[:k]
-        ]
+        # |at - ts| in seconds as timedelta.total_seconds() computes it: microseconds / 10**6,
+        # correctly rounded (exact below 2**53 µs, 285 years; beyond that far from any limit)
+        age_s = np.abs(_micros(at) - self._ts_us[:n]) / 1e6
+        ok = self._available[:n] & (age_s <= policy.max_patrol_age_s)
+        for unit_id in exclude:
+            row = self._row.get(unit_id)
+            if row is not None:
+                ok[row] = False
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return []
+        # geodesy.chord_many_m, with the units' side computed once per position
+        diff = self._xyz[rows] - ecef(lat, lon)
+        d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        if 0 < k < rows.size:
+            # only units within a millimetre of the k-th distance can be among the k nearest
+            # once distances are rounded; those are ranked exactly as below
+            kth = float(np.partition(d, k - 1)[k - 1])
+            near = np.flatnonzero(d <= kth + _RANK_SLACK_M)
+        else:
+            near = np.arange(rows.size)
+        ids = self._ids
+        dists = d[near].tolist()
+        cand = [(round(dists[j], 3), ids[int(rows[i])]) for j, i in enumerate(near.tolist())]
+        cand.sort()
+        out = []
+        for _, unit_id in cand[:k]:
+            u = self._units[unit_id]
+            out.append(Recommendation(unit_id, geodesic_m(lat, lon, u.lat, u.lon)))
+        return out
