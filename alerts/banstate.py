@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from typing import Any
 
 from alerts.assignment import Fleet
 from alerts.model import ALERTS, Alert, Kind, Output, State, place, rfc3339, stable_id
@@ -55,10 +55,11 @@ class Ctx:
     out: list[Output] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # detectors that raised on this input
 
-    def guard(self, detector: str, fn: Callable[[], None]) -> None:
-        """Run one detector; if it raises, log it (type only: no data), note it, go on."""
+    def guard(self, detector: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run one detector, `fn(*args)`; if it raises, log it (type only: no data), note it,
+        go on."""
         try:
-            fn()
+            fn(*args)
         except Exception as exc:  # a bug in one detector must not silence the others
             log.error(
                 "detector %s failed on ban %s: %s",
@@ -121,19 +122,19 @@ class BanState:
         rec = ctx.ban.record
         g = ctx.guard
         if restrained:
-            g("signal_lost", lambda: self._signal_seen(ctx, fix))
+            g("signal_lost", self._signal_seen, ctx, fix, me)
             for zone_id in sorted(zone_sd):
-                g("zone_breach", partial(self._zone, ctx, zone_id, zone_sd[zone_id], fix))
+                g("zone_breach", self._zone, ctx, zone_id, zone_sd[zone_id], fix)
             if rec.proximity_m is not None:
                 for p in rec.protected_persons:
                     other = self.last_fix.get(p)
                     if other is not None and _fresh(other.ts, fix.ts, ctx.policy.max_fix_age_s):
-                        g("proximity_breach", partial(self._proximity, ctx, p, me, other, fix.ts))
-            g("approach", lambda: self._approach(ctx, fix, zone_sd))
+                        g("proximity_breach", self._proximity, ctx, p, me, other, fix.ts)
+            g("approach", self._approach, ctx, fix, zone_sd)
         elif rec.proximity_m is not None:
             r = self.last_fix.get(rec.restrained_person)
             if r is not None and _fresh(r.ts, fix.ts, ctx.policy.max_fix_age_s):
-                g("proximity_breach", lambda: self._proximity(ctx, fix.person_id, r, me, fix.ts))
+                g("proximity_breach", self._proximity, ctx, fix.person_id, r, me, fix.ts)
         return True
 
     def _zone(self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix) -> None:
@@ -142,6 +143,8 @@ class BanState:
         lvl = level(sd, fix.accuracy_m, coarse)
         key = f"zone_breach|{zone_id}"
         ep, tr = observe(self.episodes.get(key), lvl, sd, fix.accuracy_m, pol)
+        if tr is Transition.none:  # no episode, none starts: nothing to say (most fixes)
+            return
         zone = ctx.ban.zones[zone_id]
         buf = f" (+{zone.buffer_m:g} m buffer)" if zone.buffer_m else ""
         what = f"zone '{zone_id}'{buf}"
@@ -190,6 +193,8 @@ class BanState:
         lvl = level(sd, spread, coarse)
         key = f"proximity_breach|{p}"
         ep, tr = observe(self.episodes.get(key), lvl, sd, spread, pol)
+        if tr is Transition.none:
+            return
         if lvl is Confidence.confirmed:
             why = f"within {prox:g} m of protected person {p}, even at the farthest separation"
         elif lvl is Confidence.probable:
@@ -239,37 +244,45 @@ class BanState:
                 if pf is not None and _fresh(pf.ts, fix.ts, pol.max_fix_age_s):
                     d = chord_m(fix.lat, fix.lon, pf.lat, pf.lon) - rec.proximity_m
                     targets.append((f"person:{p}", d, None, p))
-        horizon = fix.ts - timedelta(seconds=pol.approach_window_s)
+        window = timedelta(seconds=pol.approach_window_s)
+        # keep a thin sample (at most 16 over the window): cost stays flat however often
+        # a device reports
+        spacing = pol.approach_window_s / 15
+        keep_within = 2 * pol.approach_m
         for target, dist, zone_id, person in targets:
-            hist = self.approach.setdefault(target, deque())
-            while hist and hist[0][0] < horizon:
-                hist.popleft()
-            closing = max(
-                (
-                    h_d - dist
-                    for _, h_d, h_acc in hist
-                    if h_d - dist > max(pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m))
-                ),
-                default=0.0,
-            )
-            # keep a thin sample (at most 16 over the window): cost stays flat however often
-            # a device reports
-            spacing = pol.approach_window_s / 15
-            if dist <= 2 * pol.approach_m and (
-                not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
-            ):
-                hist.append((fix.ts, dist, fix.accuracy_m))
-            elif not hist:
-                del self.approach[target]
+            hist = self.approach.get(target)
+            closing = 0.0
+            if hist is None:  # most fixes: far from every target, nothing to remember
+                if dist <= keep_within:
+                    self.approach[target] = deque([(fix.ts, dist, fix.accuracy_m)])
+            else:
+                horizon = fix.ts - window
+                while hist and hist[0][0] < horizon:
+                    hist.popleft()
+                closing = max(
+                    (
+                        h_d - dist
+                        for _, h_d, h_acc in hist
+                        if h_d - dist
+                        > max(pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m))
+                    ),
+                    default=0.0,
+                )
+                if dist <= keep_within and (
+                    not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
+                ):
+                    hist.append((fix.ts, dist, fix.accuracy_m))
+                elif not hist:
+                    del self.approach[target]
             key = f"approach|{target}"
+            held = self.episodes.get(key)
             in_range = dist <= pol.approach_m
-            active = key in self.episodes
             # already inside: that is a breach, not an approach (an open approach goes on)
             opens = closing > 0 and dist > 0
-            lvl = Confidence.probable if in_range and (active or opens) else None
-            ep, tr = observe(
-                self.episodes.get(key), lvl, dist - pol.approach_m, fix.accuracy_m, pol
-            )
+            lvl = Confidence.probable if in_range and (held is not None or opens) else None
+            if held is None and lvl is None:  # no episode, none starts
+                continue
+            ep, tr = observe(held, lvl, dist - pol.approach_m, fix.accuracy_m, pol)
             name = f"zone '{zone_id}'" if zone_id else f"protected person {person}"
             why = f"{max(dist, 0.0):.0f} m from {name}" + (
                 f", {closing:.0f} m closer within {pol.approach_window_s:g} s"
@@ -381,10 +394,11 @@ class BanState:
         return any(a <= ts <= b for a, b in self.spans.get(key, ()))
 
     # ---------------------------------------------------------- signal loss
-    def _signal_seen(self, ctx: Ctx, fix: LocationFix) -> None:
+    def _signal_seen(self, ctx: Ctx, fix: LocationFix, me: LastFix) -> None:
+        """`me`: the fix as a `LastFix` (immutable, so shared with `last_fix`)."""
         if not ctx.ban.record.electronic_monitoring or fix.source is not FixSource.ankle_tag:
             return
-        self.watch[fix.device_id] = LastFix.of(fix)
+        self.watch[fix.device_id] = me
         self.signal_rise.pop(fix.device_id, None)
         aid = self.open.pop(f"signal_lost|{fix.device_id}", None)
         if aid is not None:
@@ -501,8 +515,31 @@ class BanState:
 
     # ----------------------------------------------------------------- timers
     def next_deadline(self, policy: Policy) -> datetime | None:
-        due = [t for _, t, _ in self._timers(policy)]
-        return min(due) if due else None
+        """The earliest due time of `_timers` (the first of equal ones), without building
+        them: the engine asks after every input to the ban."""
+        best: datetime | None = None
+        if self.alerts:
+            sla = timedelta(seconds=policy.ack_sla_s)
+            for a in self.alerts.values():
+                if (
+                    a.priority == 1
+                    and a.p1_since is not None
+                    and (a.state is State.open or a.state is State.updated)
+                ):
+                    t = a.p1_since + sla
+                    if best is None or t < best:
+                        best = t
+        if self.watch:
+            timeout = timedelta(seconds=policy.signal_timeout_s)
+            for device, last in self.watch.items():
+                if f"signal_lost|{device}" not in self.open:
+                    t = last.ts + timeout
+                    if best is None or t < best:
+                        best = t
+        for t in self.signal_rise.values():
+            if best is None or t < best:
+                best = t
+        return best
 
     def _timers(self, policy: Policy) -> list[tuple[int, datetime, str]]:
         """(order, due time, reference): escalations, signal-loss openings and rises."""

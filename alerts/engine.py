@@ -12,7 +12,7 @@ import base64
 import heapq
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
@@ -112,6 +112,7 @@ def _as_text(raw: bytes, budget: int) -> str | None:
 
 #: How often a ban's resolved and closed alerts are looked for (see BanState.prune).
 PRUNE_EVERY_S = 3600.0
+_PRUNE_EVERY = timedelta(seconds=PRUNE_EVERY_S)  # compared exactly as total_seconds() would be
 
 
 def incident_scope(incident_id: str) -> str:
@@ -238,7 +239,7 @@ class Engine:
             if topic == ALERTS and key is not None:
                 self.alert_owner[key] = ban_id
         last = self._pruned.get(ban_id)
-        if last is None or (ctx.now - last).total_seconds() >= PRUNE_EVERY_S:
+        if last is None or ctx.now - last >= _PRUNE_EVERY:
             # retention is a day or a week: looking once an hour per ban is soon enough, and
             # walking every alert on every fix was a quarter of the engine's time per fix
             self._pruned[ban_id] = ctx.now
@@ -287,55 +288,69 @@ class Engine:
         """Measure every fix against every zone of its person's bans in one pass, then apply
         the fixes one by one in record order."""
         reg = self.registry
-        pair_fix: list[int] = []
+        # the in-force bans each fix concerns (its person restrained, then protected), each
+        # with the dict that will hold the fix's signed distance to every zone of the ban;
+        # the registry does not change while fixes are applied, so this is decided up front
+        work: list[list[tuple[str, HeldBan, bool, dict[str, float]]]] = []
         pair_slot: list[int] = []
-        pair_ref: list[tuple[str, str]] = []
-        for i, fix in enumerate(fixes):
-            scope = fix_msgs[i].scope
-            for ban_id in reg.restraining(fix.person_id):
+        pair_lat: list[float] = []
+        pair_lon: list[float] = []
+        pair_dst: list[tuple[dict[str, float], str]] = []
+        no_zones: dict[str, float] = {}  # shared, never written: protected persons' view
+        for fix, msg in zip(fixes, fix_msgs, strict=True):
+            scope = msg.scope
+            ts = fix.ts
+            mine: list[tuple[str, HeldBan, bool, dict[str, float]]] = []
+            for ban_id in reg.restraining_ids(fix.person_id):
                 held = reg.get(ban_id)
                 assert held is not None
-                if scope is not None and held.record.restrained_person != scope:
+                rec = held.record
+                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
                     continue
+                zone_sd: dict[str, float] = {}
                 for zone_id, slot in held.slots.items():
-                    pair_fix.append(i)
                     pair_slot.append(slot)
-                    pair_ref.append((ban_id, zone_id))
-        sds = reg.table.signed_distances(
-            np.asarray(pair_slot, dtype=np.int64),
-            np.asarray([fixes[i].lat for i in pair_fix], dtype=np.float64),
-            np.asarray([fixes[i].lon for i in pair_fix], dtype=np.float64),
-        )
-        per_fix: list[dict[str, dict[str, float]]] = [{} for _ in fixes]
-        for k, i in enumerate(pair_fix):
-            ban_id, zone_id = pair_ref[k]
-            per_fix[i].setdefault(ban_id, {})[zone_id] = float(sds[k])
+                    pair_lat.append(fix.lat)
+                    pair_lon.append(fix.lon)
+                    pair_dst.append((zone_sd, zone_id))
+                mine.append((ban_id, held, True, zone_sd))
+            for ban_id in reg.protecting_ids(fix.person_id):
+                held = reg.get(ban_id)
+                assert held is not None
+                rec = held.record
+                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
+                    continue
+                # a ban never protects its restrained person: no zone distances here
+                mine.append((ban_id, held, False, no_zones))
+            work.append(mine)
+        if pair_slot:
+            sds = reg.table.signed_distances(
+                np.asarray(pair_slot, dtype=np.int64),
+                np.asarray(pair_lat, dtype=np.float64),
+                np.asarray(pair_lon, dtype=np.float64),
+            ).tolist()
+            for (zone_sd, zone_id), sd in zip(pair_dst, sds, strict=True):
+                zone_sd[zone_id] = sd
         results = []
-        msgs = iter(fix_msgs)
-        for i, fix in enumerate(fixes):
-            msg = next(msgs)
+        states = self.states
+        policy, fleet = self.policy, self.fleet
+        for fix, msg, mine in zip(fixes, fix_msgs, work, strict=True):
             failed: list[str] = []
             out: list[Output] = []
-            self._advance(fix.ts, out)
-            late = False
+            if self.event_clock:
+                self._advance(fix.ts, out)
             at = self._now(now)
-            scope = msg.scope
-            for role, ban_ids in (
-                (True, reg.restraining(fix.person_id)),
-                (False, reg.protecting(fix.person_id)),
-            ):
-                for ban_id in ban_ids:
-                    held = reg.get(ban_id)
-                    if held is None or not held.record.in_force(fix.ts):
-                        continue
-                    if scope is not None and held.record.restrained_person != scope:
-                        continue
-                    ctx = self._ctx(held, at)
-                    st = self.states.setdefault(ban_id, BanState(ban_id))
-                    if not st.apply_fix(ctx, fix, role, per_fix[i].get(ban_id, {})):
-                        late = True
+            late = False
+            for ban_id, held, restrained, zone_sd in mine:
+                ctx = Ctx(policy, fleet, held, at, self.knock)
+                st = states.get(ban_id)
+                if st is None:
+                    st = states[ban_id] = BanState(ban_id)
+                if not st.apply_fix(ctx, fix, restrained, zone_sd):
+                    late = True
+                if ctx.failures:
                     failed.extend(ctx.failures)
-                    out.extend(self._collect(ban_id, ctx))
+                out.extend(self._collect(ban_id, ctx))
             if failed:
                 out.append(self._internal(msg, failed, at))
             results.append(Result(Outcome.late if late else Outcome.accepted, out))

@@ -57,6 +57,9 @@ class BanRegistry:
         self._versions: dict[str, int] = {}
         self._by_restrained: dict[str, set[str]] = {}
         self._by_protected: dict[str, set[str]] = {}
+        # the same, sorted, kept up to date on every change: asked for every fix
+        self._restraining: dict[str, tuple[str, ...]] = {}
+        self._protecting: dict[str, tuple[str, ...]] = {}
         self._slot_owner: dict[int, str] = {}
 
     def __len__(self) -> int:
@@ -73,11 +76,19 @@ class BanRegistry:
 
     def restraining(self, person_id: str) -> list[str]:
         """Ids of held bans where `person_id` is the restrained person, sorted."""
-        return sorted(self._by_restrained.get(person_id, ()))
+        return list(self._restraining.get(person_id, ()))
 
     def protecting(self, person_id: str) -> list[str]:
         """Ids of held bans that protect `person_id`, sorted."""
-        return sorted(self._by_protected.get(person_id, ()))
+        return list(self._protecting.get(person_id, ()))
+
+    def restraining_ids(self, person_id: str) -> tuple[str, ...]:
+        """`restraining` without the copy (the engine asks for every fix)."""
+        return self._restraining.get(person_id, ())
+
+    def protecting_ids(self, person_id: str) -> tuple[str, ...]:
+        """`protecting` without the copy."""
+        return self._protecting.get(person_id, ())
 
     def apply(self, ban: CompiledBan) -> Applied:
         rec = ban.record
@@ -96,9 +107,9 @@ class BanRegistry:
             slots[z.zone_id] = slot
         self._held[rec.ban_id] = HeldBan(rec, {z.zone_id: z for z in ban.zones}, slots)
         self._versions[rec.ban_id] = rec.version
-        self._by_restrained.setdefault(rec.restrained_person, set()).add(rec.ban_id)
+        self._add(self._by_restrained, self._restraining, rec.restrained_person, rec.ban_id)
         for p in rec.protected_persons:
-            self._by_protected.setdefault(p, set()).add(rec.ban_id)
+            self._add(self._by_protected, self._protecting, p, rec.ban_id)
         return Applied.applied
 
     def lift(self, ban_id: str) -> bool:
@@ -114,18 +125,31 @@ class BanRegistry:
             self.table.remove(slot)
             del self._slot_owner[slot]
         rec = held.record
-        self._discard(self._by_restrained, rec.restrained_person, ban_id)
+        self._discard(self._by_restrained, self._restraining, rec.restrained_person, ban_id)
         for p in rec.protected_persons:
-            self._discard(self._by_protected, p, ban_id)
+            self._discard(self._by_protected, self._protecting, p, ban_id)
         return True
 
     @staticmethod
-    def _discard(index: dict[str, set[str]], person: str, ban_id: str) -> None:
+    def _add(
+        index: dict[str, set[str]], ordered: dict[str, tuple[str, ...]], person: str, ban_id: str
+    ) -> None:
+        s = index.setdefault(person, set())
+        s.add(ban_id)
+        ordered[person] = tuple(sorted(s))
+
+    @staticmethod
+    def _discard(
+        index: dict[str, set[str]], ordered: dict[str, tuple[str, ...]], person: str, ban_id: str
+    ) -> None:
         s = index.get(person)
         if s is not None:
             s.discard(ban_id)
-            if not s:
+            if s:
+                ordered[person] = tuple(sorted(s))
+            else:
                 del index[person]
+                del ordered[person]
 
     def zones_containing(self, lat: float, lon: float) -> list[tuple[str, str]]:
         """(ban_id, zone_id) of every held zone whose zone + buffer covers the point, sorted."""
