@@ -27,7 +27,8 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from math import isfinite
 from typing import Any, TypeVar
 
 from alerts.banstate import BanState, LastFix
@@ -49,28 +50,79 @@ class SnapshotError(ValueError):
 # ------------------------------------------------------------------------------ public API
 def dump_ban_state(st: BanState) -> dict[str, Any]:
     """Everything `st` holds, as a JSON-ready dict (`"v": 1`)."""
+    # Written for every fix the stream applies, so: each datetime object is formatted once
+    # (a fix's time is in `newest`, `last_fix` and `watch`), empty maps cost no loop.
+    texts: dict[int, str] = {}
+
+    def ts(t: datetime, where: str) -> str:
+        text = texts.get(id(t))  # the objects live in `st` until we return: ids are unique
+        if text is None:
+            text = texts[id(t)] = _ts(t, where)
+        return text
+
+    def fix(f: LastFix, where: str) -> dict[str, Any]:
+        lat, lon, acc = f.lat, f.lon, f.accuracy_m
+        plain = type(lat) is float and type(lon) is float and type(acc) is float
+        if not (plain and isfinite(lat) and isfinite(lon) and isfinite(acc)):
+            return {
+                "lat": _num(lat),
+                "lon": _num(lon),
+                "accuracy_m": _num(acc),
+                "ts": ts(f.ts, where),
+                "device_id": f.device_id,
+            }
+        return {
+            "lat": lat,
+            "lon": lon,
+            "accuracy_m": acc,
+            "ts": ts(f.ts, where),
+            "device_id": f.device_id,
+        }
+
     return {
         "v": VERSION,
         "ban_id": st.ban_id,
-        "newest": [[k, _ts(t, "newest")] for k, t in st.newest.items()],
-        "last_fix": [[k, _fix_out(f, "last_fix")] for k, f in st.last_fix.items()],
+        "newest": [[k, ts(t, "newest")] for k, t in st.newest.items()] if st.newest else [],
+        "last_fix": [[k, fix(f, "last_fix")] for k, f in st.last_fix.items()]
+        if st.last_fix
+        else [],
         "episodes": [
             [k, {"level": e.level.value, "outside": e.outside}] for k, e in st.episodes.items()
-        ],
-        "open": [[k, aid] for k, aid in st.open.items()],
-        "alerts": [_alert_out(a) for a in st.alerts.values()],
+        ]
+        if st.episodes
+        else [],
+        "open": [[k, aid] for k, aid in st.open.items()] if st.open else [],
+        "alerts": [_alert_out(a, ts) for a in st.alerts.values()] if st.alerts else [],
         "approach": [
-            [k, _deque_out(q, lambda h: [_ts(h[0], "approach"), _num(h[1]), _num(h[2])])]
+            [
+                k,
+                {
+                    "maxlen": q.maxlen,
+                    "items": [[ts(t, "approach"), _num(d), _num(acc)] for t, d, acc in q],
+                },
+            ]
             for k, q in st.approach.items()
-        ],
-        "watch": [[k, _fix_out(f, "watch")] for k, f in st.watch.items()],
-        "signal_rise": [[k, _ts(t, "signal_rise")] for k, t in st.signal_rise.items()],
+        ]
+        if st.approach
+        else [],
+        "watch": [[k, fix(f, "watch")] for k, f in st.watch.items()] if st.watch else [],
+        "signal_rise": [[k, ts(t, "signal_rise")] for k, t in st.signal_rise.items()]
+        if st.signal_rise
+        else [],
         "incidents_seen": sorted(st.incidents_seen),
-        "opened": [[k, n] for k, n in st.opened.items()],
+        "opened": [[k, n] for k, n in st.opened.items()] if st.opened else [],
         "spans": [
-            [k, _deque_out(q, lambda s: [_ts(s[0], "spans"), _ts(s[1], "spans")])]
+            [
+                k,
+                {
+                    "maxlen": q.maxlen,
+                    "items": [[ts(a, "spans"), ts(b, "spans")] for a, b in q],
+                },
+            ]
             for k, q in st.spans.items()
-        ],
+        ]
+        if st.spans
+        else [],
     }
 
 
@@ -107,7 +159,7 @@ def load_ban_state(data: Mapping[str, Any]) -> BanState:
 
 def dump_alert(a: Alert) -> dict[str, Any]:
     """Every field of `a`, as a JSON-ready dict (`"v": 1`): an unmatched-incident alert."""
-    return {"v": VERSION, **_alert_out(a)}
+    return {"v": VERSION, **_alert_out(a, _ts)}
 
 
 def load_alert(data: Mapping[str, Any]) -> Alert:
@@ -135,11 +187,12 @@ def load_knock(tracker: KnockTracker, person: str, data: list[str] | None) -> No
 
 # ------------------------------------------------------------------------------ writing
 def _ts(t: datetime, where: str) -> str:
-    off = t.utcoffset()
-    if off is None:
-        raise SnapshotError(f"snapshot: {where}: a naive datetime cannot be written")
-    if off % timedelta(minutes=1):
-        raise SnapshotError(f"snapshot: {where}: an offset of seconds has no RFC 3339 form")
+    if t.tzinfo is not UTC:  # UTC (most times: see records.Timestamp) needs no check
+        off = t.utcoffset()
+        if off is None:
+            raise SnapshotError(f"snapshot: {where}: a naive datetime cannot be written")
+        if off.seconds % 60 or off.microseconds:  # not whole minutes (days are whole)
+            raise SnapshotError(f"snapshot: {where}: an offset of seconds has no RFC 3339 form")
     return t.isoformat(timespec="microseconds")
 
 
@@ -157,22 +210,22 @@ def _num(x: float) -> float | str:
     return _nonfinite(x)
 
 
-def _fix_out(f: LastFix, where: str) -> dict[str, Any]:
-    return {
-        "lat": _num(f.lat),
-        "lon": _num(f.lon),
-        "accuracy_m": _num(f.accuracy_m),
-        "ts": _ts(f.ts, where),
-        "device_id": f.device_id,
-    }
-
-
-def _deque_out(q: deque[T], item: Callable[[T], list[Any]]) -> dict[str, Any]:
-    return {"maxlen": q.maxlen, "items": [item(x) for x in q]}
-
-
 def _value_out(v: Any, where: str) -> Any:
     """A free-form JSON value (as published), copied; non-finite floats tagged."""
+    kind = type(v)
+    if kind is str or kind is int or v is None:  # most leaves, and the plain containers
+        return v
+    if kind is float:
+        return v if isfinite(v) else {"$float": _nonfinite(v)}
+    if kind is dict and "$float" not in v:
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise SnapshotError(f"snapshot: {where}: not a JSON value")
+            out[k] = _value_out(x, where)
+        return out
+    if kind is list:
+        return [_value_out(x, where) for x in v]
     if v is None or isinstance(v, str | bool | int):
         return v
     if isinstance(v, float):
@@ -184,9 +237,9 @@ def _value_out(v: Any, where: str) -> Any:
     raise SnapshotError(f"snapshot: {where}: not a JSON value")
 
 
-def _alert_out(a: Alert) -> dict[str, Any]:
+def _alert_out(a: Alert, ts: Callable[[datetime, str], str]) -> dict[str, Any]:
     def opt_ts(t: datetime | None, where: str) -> str | None:
-        return None if t is None else _ts(t, where)
+        return None if t is None else ts(t, where)
 
     return {
         "alert_id": a.alert_id,
@@ -196,7 +249,7 @@ def _alert_out(a: Alert) -> dict[str, Any]:
         "ban_id": a.ban_id,
         "ban_version": a.ban_version,
         "restrained_person": a.restrained_person,
-        "opened_at": _ts(a.opened_at, "alert.opened_at"),
+        "opened_at": ts(a.opened_at, "alert.opened_at"),
         "reason": a.reason,
         "zone_id": a.zone_id,
         "protected_person": a.protected_person,
