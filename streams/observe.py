@@ -2,9 +2,10 @@
 
 Counters come from the worker's hooks (`on_event` per input record, `on_output` per alert,
 task and dead letter). Gauges are refreshed every `GAUGE_S` seconds from the worker's state:
-active bans from the registry, consumer lag from the faust consumer's positions and the
-brokers' high watermarks. After a rebalance the alert book is rebuilt from the states the
-worker adopted, so open/unacknowledged gauges count only alerts this worker owns.
+active bans from the registry, consumer lag from the positions of the faust consumer and of
+the hot path's own consumer, against the brokers' high watermarks. After a rebalance the
+alert book is rebuilt from the states the worker adopted, so open/unacknowledged gauges count
+only alerts this worker owns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from typing import Any
 
 from config.settings import Settings
+from streams import hotpath
 from streams.metrics import Metrics, MetricsServer
 from streams.worker import Worker
 
@@ -45,16 +47,27 @@ def _safely(fn: Any, *args: Any) -> None:
 def refresh(worker: Worker, metrics: Metrics) -> None:
     reg = worker.engine.registry
     metrics.set_active_bans(sum(1 for b in reg.ban_ids() if _active(reg.get(b))))
+    lags: list[tuple[str, int, int]] = []
     consumer = worker.app.consumer
     for tp in list(consumer.assignment()):
         hw = consumer.highwater(tp)
         pos = consumer._read_offset.get(tp)  # type: ignore[attr-defined]  # faust's last read offset per partition
-        if hw is None:
-            continue
-        label = "routed" if tp.topic == worker.routed_name else tp.topic
+        if hw is not None:
+            lags.append(
+                (tp.topic, tp.partition, int(hw) - (int(pos) + 1 if pos is not None else 0))
+            )
+    hot = worker.hot_consumer
+    if hot is not None:  # positions and routed: the hot path's own consumer
+        for tp in list(hot.assignment()):
+            hw = hot.highwater(tp)
+            done = worker.done.get(tp)  # processed up to; or, before the first record, read to
+            done = done if done is not None else hotpath.position(hot, tp)
+            if hw is not None and done is not None:
+                lags.append((tp.topic, tp.partition, int(hw) - done))
+    for topic, partition, lag in lags:
+        label = "routed" if topic == worker.routed_name else topic
         try:
-            lag = max(0, int(hw) - (int(pos) + 1 if pos is not None else 0))
-            metrics.set_consumer_lag(label, tp.partition, lag)
+            metrics.set_consumer_lag(label, partition, max(0, lag))
         except ValueError:
             continue  # a faust-internal topic (changelogs): not a contract label
 
@@ -81,9 +94,7 @@ def _rebuild_book(worker: Worker, metrics: Metrics) -> None:
 
 def serve_worker_metrics(settings: Settings, worker: Worker) -> MetricsServer:
     """Metrics for `worker`, served on `BANWATCH_METRICS_HOST:BANWATCH_METRICS_PORT`."""
-    metrics = Metrics(
-        topic_prefix=settings.topic_prefix, internal={worker.routed_name: "routed"}
-    )
+    metrics = Metrics(topic_prefix=settings.topic_prefix, internal={worker.routed_name: "routed"})
     attach(worker, metrics)
     server = metrics.serve(settings.metrics_host, settings.metrics_port)
     log.info("metrics on %s", server.url)

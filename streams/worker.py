@@ -18,12 +18,17 @@ that concerns the person (protected persons' fixes, incidents, acknowledgements)
 the person through the internal `routed` topic, co-partitioned with `positions`. All of one
 person's bans are therefore in one place, and so is the `knock` count of approach alerts.
 
-State (per-ban `BanState`, knock counts, unmatched-incident alerts) lives in one changelogged
-faust table; the engine keeps the live objects and the worker writes the ones a batch touched,
-once per batch, with the partition they belong to. A per-partition marker of the last applied
-offset makes re-delivery after a crash (at-least-once) a no-op instead of a double update.
-After every rebalance the engine drops all ban state and adopts what the table recovered for
-the partitions it now owns, timers included.
+`positions` and `routed` carry almost all the traffic; they are read in batches by the hot
+path (streams/hotpath.py: an aiokafka group consumer, outside faust's per-event machinery),
+which also runs the engine's timers. Faust runs the other agents.
+
+State (per-ban `BanState`, knock counts, unmatched-incident alerts) lives in a changelog topic
+partitioned like `positions`; the engine keeps the live objects and the worker writes the ones
+it touched at every commit (`hotpath.COMMIT_S`), with the offsets applied so far, before the
+consumer's offsets are committed. A per-partition marker of the last applied offset makes
+re-delivery after a crash (at-least-once) a no-op instead of a double update. After every
+rebalance the engine drops all ban state and adopts what the changelog holds for the
+partitions it now owns, timers included.
 
 Agents catch per record: a bad record becomes a dead letter, a failing detector an `internal`
 dead letter, and the stream goes on (faust acks a record whose agent raised). Broker failures
@@ -42,6 +47,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -70,7 +77,7 @@ from geofence.decoding import (
     decode,
 )
 from geofence.records import AlertAction, Incident, LocationFix
-from streams import faust_patches
+from streams import faust_patches, hotpath
 from streams.feeds import GlobalFeed
 from streams.kafka_io import encode_json
 from streams.topics import PARTITIONS, SPECS, TopicNames, ensure_topics
@@ -85,8 +92,6 @@ ACK_WAIT_S = 5.0
 ACK_GRACE_S = 0.3
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
 BAN_FEED_WAIT_S = 1.0
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.005
 TICK_S = 1.0
 
 _partitioner = DefaultPartitioner()
@@ -133,6 +138,13 @@ class Worker:
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
         self._knock_written: dict[str, list[str] | None] = {}  # person -> last knock written
+        self._marks_written: dict[str, int] = {}  # "src:partition" -> offset in the changelog
+        self.done: dict[TopicPartition, int] = {}  # hot partition -> next offset to process
+        self.hot_consumer: AIOKafkaConsumer | None = None
+        self.outbox: hotpath.Outbox | None = None
+        self._hot_lock = asyncio.Lock()
+        self._generation = 0  # bumped at every revocation and assignment of hot partitions
+        self.hot_assigned = asyncio.Event()
         self.ready = asyncio.Event()
 
         faust_patches.apply(bootstrap, self.security)
@@ -170,63 +182,45 @@ class Worker:
 
         n = self.names
         self.routed_name = f"{app_id}-routed"
+        self.state_name = f"{app_id}-state-changelog"  # the name faust gave it as a table
+        self.hot_group = f"{app_id}-positions"
         self.t_bans = raw(n.contact_bans)
         self.t_patrol = raw(n.patrol_positions)
         self.t_incidents = raw(n.incidents)
         self.t_acks = raw(n.alert_acks)
         self.t_alerts = raw(n.alerts)
         self.t_routed = raw(self.routed_name, internal=True)
-        self.t_main = app.topic(
-            n.positions,
-            self.routed_name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
         self.out = {
             ALERTS: raw(n.alerts),
             TASKS: raw(n.patrol_tasks),
             DEAD_LETTERS: raw(n.dead_letters),
         }
-        self.state = app.Table("state", default=None, help="ban states, knock counts, markers")
         self.index = app.Table("alert-index", default=None, help="alert id -> routing key")
         worker = self
-
-        orig_rebalance = self.state.on_rebalance
-        orig_recovered = self.state.on_recovery_completed
+        orig_rebalance = self.index.on_rebalance
 
         async def on_rebalance(assigned: Any, revoked: Any, new: Any, gen: int = 0) -> None:
-            worker.engine.reset_routed()  # nothing is ours until recovery says so
-            worker.applied.clear()
             worker.indexed.clear()
             await orig_rebalance(assigned, revoked, new, gen)
 
-        async def on_recovery_completed(active: Any, standby: Any) -> None:
-            await orig_recovered(active, standby)
-            worker._adopt({tp.partition for tp in active})
-
-        self.state.on_rebalance = on_rebalance  # type: ignore[method-assign,assignment]
-        self.state.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign,assignment]
+        self.index.on_rebalance = on_rebalance  # type: ignore[method-assign,assignment]
 
         self.bans_feed = GlobalFeed(bootstrap, n.contact_bans, self._feed_ban, self.security)
         self.patrol_feed = GlobalFeed(
             bootstrap, n.patrol_positions, self._feed_patrol, self.security
         )
 
-        app.agent(self.t_main, name="process")(self._process)
         app.agent(self.t_incidents, name="incidents")(self._incidents)
         app.agent(self.t_acks, name="acks")(self._acks)
         app.agent(self.t_alerts, name="index")(self._index)
         app.agent(self.t_bans, name="check-bans")(self._check(BANS))
         app.agent(self.t_patrol, name="check-patrol")(self._check(PATROL_POSITIONS))
-        app.timer(TICK_S)(self._tick)
 
     # ------------------------------------------------------------- feeds
     def _feed_ban(self, key: str | None, value: bytes | None, partition: int, offset: int) -> None:
         msg = Incoming(BANS, key, value, partition, offset)
         self.engine.handle(msg, _now())  # rejected records: dead-lettered by check-bans
-        self._persist()  # a lifted ban ends monitoring timers of a state held here
+        # a lifted ban ends monitoring timers of a state held here: written at the next commit
 
     def _feed_patrol(
         self, key: str | None, value: bytes | None, partition: int, offset: int
@@ -251,32 +245,142 @@ class Worker:
 
         return check
 
-    async def _process(self, stream: Any) -> None:
+    # ---------------------------------------------------------- hot path
+    async def _hot(self, stop: asyncio.Event) -> None:
+        """Read `positions` and `routed` in batches until `stop`; commit every COMMIT_S."""
         await self.bans_feed.ready.wait()
         await self.patrol_feed.ready.wait()
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await self._wait_for_bans()
+        s = self.settings
+        consumer = hotpath.group_consumer(
+            self.bootstrap,
+            self.hot_group,
+            self.security,
+            s.broker_session_timeout_s,
+            s.broker_heartbeat_s,
+        )
+        producer = hotpath.producer(self.bootstrap, f"{self.hot_group}-producer", self.security)
+        await producer.start()
+        try:
+            outbox = hotpath.Outbox(producer)
+            n = self.names
+            await outbox.prepare(
+                [n.alerts, n.patrol_tasks, n.dead_letters, self.routed_name, self.state_name]
+            )
+            self.outbox = outbox
+            consumer.subscribe([n.positions, self.routed_name], listener=_Rebalance(self))
+            await consumer.start()
+            self.hot_consumer = consumer
             try:
-                self._process_batch(events)
-            except Exception as exc:  # the batch failed as a whole: retry one by one
-                log.error("batch failed (%s); processing records one by one", type(exc).__name__)
-                for ev in events:
-                    try:
-                        self._process_batch([ev])
-                    except Exception as exc1:
-                        log.error("record failed: %s", type(exc1).__name__)
-                        self._internal_error(ev)
+                await self._hot_loop(consumer, outbox, stop)
+            finally:
+                self.hot_consumer = None
+                await consumer.stop()
+        finally:
+            self.outbox = None
+            await producer.stop()
 
-    def _process_batch(self, events: list[Any]) -> None:
+    async def _hot_loop(
+        self, consumer: AIOKafkaConsumer, outbox: hotpath.Outbox, stop: asyncio.Event
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + hotpath.COMMIT_S
+        next_tick = loop.time() + TICK_S
+        while not stop.is_set():
+            generation = self._generation
+            batches = await consumer.getmany(
+                timeout_ms=hotpath.FETCH_WAIT_MS * 5, max_records=hotpath.BATCH_MAX
+            )
+            received = time.monotonic()
+            async with self._hot_lock:
+                if batches and generation != self._generation:
+                    # fetched across a rebalance: not decided against the state adopted since.
+                    # A partition still ours is read again from here; the new owner of one
+                    # that is not reads it from the last commit
+                    assigned = consumer.assignment()
+                    for tp, rs in batches.items():
+                        if tp in assigned:
+                            consumer.seek(tp, rs[0].offset)
+                elif batches:
+                    await self._wait_for_bans()
+                    records = [r for rs in batches.values() for r in rs]
+                    self._process_records(records, received)
+                    for tp, rs in batches.items():
+                        self.done[tp] = rs[-1].offset + 1
+                now = loop.time()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    if self.hot_assigned.is_set():
+                        for output in self.engine.tick(_now()):
+                            self._send(output, hot=True)
+                await outbox.ship()
+                if now >= next_commit:
+                    next_commit = now + hotpath.COMMIT_S
+                    await self._commit(consumer)
+        async with self._hot_lock:
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """State and markers to the changelog, every output acknowledged, then the offsets."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        self._persist()
+        await outbox.flush()
+        assigned = consumer.assignment()
+        offsets = {tp: off for tp, off in self.done.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # the group moved on (the partitions are someone else's now): their new owner
+            # replays from the last commit, and the markers written above skip what we applied
+            log.warning("offsets not committed: %s", type(exc).__name__)
+
+    async def on_revoked(self) -> None:
+        async with self._hot_lock:
+            self._generation += 1
+            if self.hot_consumer is not None:
+                await self._commit(self.hot_consumer)
+            self.engine.reset_routed()  # nothing is ours until an assignment says so
+            self.applied.clear()
+            self.done.clear()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._hot_lock:
+            self._generation += 1
+            by_topic: dict[str, set[int]] = {}
+            for tp in assigned:
+                by_topic.setdefault(tp.topic, set()).add(tp.partition)
+            parts = by_topic.get(self.names.positions, set())
+            if by_topic.get(self.routed_name, set()) != parts:  # the range assignor's promise
+                log.error("positions and routed assigned unlike: %s", sorted(by_topic.items()))
+            parts |= by_topic.get(self.routed_name, set())
+            data = await hotpath.read_state(self.bootstrap, self.state_name, parts, self.security)
+            self._adopt(parts, data)
+            self.hot_assigned.set()
+
+    def _process_records(self, records: list[Any], received: float) -> None:
+        try:
+            self._process_batch(records, received)
+        except Exception as exc:  # the batch failed as a whole: retry one by one
+            log.error("batch failed (%s); processing records one by one", type(exc).__name__)
+            for r in records:
+                try:
+                    self._process_batch([r], received)
+                except Exception as exc1:
+                    log.error("record failed: %s", type(exc1).__name__)
+                    self._internal_error(r, hot=True)
+
+    def _process_batch(self, records: list[Any], received: float) -> None:
         now = _now()
         batch: list[Incoming] = []
         marks: dict[str, int] = {}
-        for ev in events:
-            m = ev.message
+        for m in records:
             src = "r" if m.topic == self.routed_name else "f"
             mark = f"{src}:{m.partition}"
             if m.offset <= self.applied.get(mark, -1):
-                continue  # applied before a crash; its changes are in the table already
+                continue  # applied before a crash; its changes are in the changelog already
             marks[mark] = max(marks.get(mark, -1), m.offset)
             key = _key(m.key)
             if src == "r":
@@ -299,16 +403,12 @@ class Worker:
         for msg, res in zip(batch, results, strict=True):
             self._count(msg.topic, res.outcome, res.reason)
             for output in res.outputs:
-                self._send(output)
+                self._send(output, hot=True)
         self.applied.update(marks)
-        self._persist(marks)
         if self.on_processed is not None:
-            done = time.monotonic()
-            for ev in events:  # from faust's receipt of the record to its outputs queued
-                m = ev.message
-                t_in = getattr(m, "time_in", None)
-                src = "routed" if m.topic == self.routed_name else POSITIONS
-                self.on_processed(src, done - t_in if t_in is not None else 0.0)
+            took = time.monotonic() - received  # from the fetch to the outputs queued
+            for m in records:
+                self.on_processed("routed" if m.topic == self.routed_name else POSITIONS, took)
 
     def _route_fix(
         self, key: str | None, raw: bytes | None, partition: int, offset: int, now: datetime
@@ -318,7 +418,7 @@ class Worker:
         d = decode(POSITIONS, key, raw, now, self.policy)
         msg = Incoming(POSITIONS, key, raw, partition, offset)
         if isinstance(d, Rejected):
-            self._send(dead_letter(msg, d, now, self.policy.max_ban_record_bytes))
+            self._send(dead_letter(msg, d, now, self.policy.max_ban_record_bytes), hot=True)
             self._count(POSITIONS, Outcome.rejected, d.reason)
             return []
         assert isinstance(d, LocationFix)
@@ -336,12 +436,19 @@ class Worker:
             if held is not None:
                 targets.add(held.record.restrained_person)
         for target in sorted(targets):
-            self._forward(target, msg)
+            self._forward(target, msg, hot=True)
         if not local:
             self._count(POSITIONS, Outcome.accepted, None)
         return local
 
-    def _forward(self, target: str, msg: Incoming, matched: Iterable[Any] | None = None) -> None:
+    def _forward(
+        self,
+        target: str,
+        msg: Incoming,
+        matched: Iterable[Any] | None = None,
+        hot: bool = False,
+    ) -> None:
+        """Re-key `msg` to `target` through `routed` (from the hot path or a faust agent)."""
         env: dict[str, Any] = {
             "t": msg.topic,
             "k": msg.key,
@@ -351,9 +458,11 @@ class Worker:
         }
         if matched is not None:
             env["m"] = [list(x) for x in matched]
-        self.t_routed.send_soon(
-            key=target.encode("utf-8"), value=encode_json(env), partition=partition_for(target)
-        )
+        key, value, p = target.encode("utf-8"), encode_json(env), partition_for(target)
+        if hot and self.outbox is not None:
+            self.outbox.add(self.routed_name, key, value, p)
+        else:
+            self.t_routed.send_soon(key=key, value=value, partition=p)
 
     async def _incidents(self, stream: Any) -> None:
         await self.bans_feed.ready.wait()
@@ -383,7 +492,7 @@ class Worker:
                     self._forward(person, msg, matched)
             except Exception as exc:
                 log.error("incident not routed: %s", type(exc).__name__)
-                self._internal_error(event)
+                self._internal_error(event.message)
 
     async def _acks(self, stream: Any) -> None:
         """Route each acknowledgement to where its alert's state lives. An alert the index does
@@ -411,7 +520,7 @@ class Worker:
                         self._forward(str(target), msg)
                 except Exception as exc:
                     log.error("acknowledgement not routed: %s", type(exc).__name__)
-                    self._internal_error(event)
+                    self._internal_error(event.message)
             if unknown:
                 await self._resolve_unknown_acks(unknown)
 
@@ -462,13 +571,6 @@ class Worker:
                 log.warning("alert record not indexed: %s", type(exc).__name__)
             self.indexed[m.partition] = m.offset
 
-    async def _tick(self) -> None:
-        if not self.ready.is_set():
-            return
-        for output in self.engine.tick(_now()):
-            self._send(output)
-        self._persist()
-
     async def _wait_for_bans(self) -> None:
         """A ban and a fix published together race through different topics; give the ban
         feed a moment to read what the broker already holds."""
@@ -478,11 +580,15 @@ class Worker:
             waited += 0.01
 
     # ----------------------------------------------------------- outputs
-    def _send(self, output: Output) -> None:
+    def _send(self, output: Output, hot: bool = False) -> None:
+        """Publish an output: through the hot path's outbox (acknowledged before the next
+        commit) or, from a faust agent, through faust's producer."""
         topic, key, value = output
-        self.out[topic].send_soon(
-            key=None if key is None else key.encode("utf-8"), value=encode_json(value)
-        )
+        raw_key = None if key is None else key.encode("utf-8")
+        if hot and self.outbox is not None:
+            self.outbox.add(self.out[topic].get_topic_name(), raw_key, encode_json(value))
+        else:
+            self.out[topic].send_soon(key=raw_key, value=encode_json(value))
         if self.on_output is not None:
             self.on_output(output)
 
@@ -490,16 +596,17 @@ class Worker:
         if self.on_event is not None:
             self.on_event(topic, outcome, reason)
 
-    def _internal_error(self, event: Any) -> None:
-        m = event.message
+    def _internal_error(self, m: Any, hot: bool = False) -> None:
+        """Dead-letter a record (faust's message or aiokafka's record) that made code fail."""
         src = "routed" if m.topic == self.routed_name else m.topic
         msg = Incoming(src, _key(m.key), m.value, m.partition, m.offset)
         rej = Rejected(Reason.internal, "record could not be processed (see worker log)")
-        self._send(dead_letter(msg, rej, _now(), self.policy.max_ban_record_bytes))
+        self._send(dead_letter(msg, rej, _now(), self.policy.max_ban_record_bytes), hot=hot)
 
     # ------------------------------------------------------------- state
-    def _persist(self, marks: dict[str, int] | None = None) -> None:
-        """Write what the engine touched to the state table, each key to its partition."""
+    def _persist(self) -> None:
+        """Write what the engine touched, and the offsets applied, to the state changelog, each
+        key to its partition (at commit time: a ban touched by many fixes is written once)."""
         e = self.engine
         for ban_id in sorted(e.touched):
             st = e.states.get(ban_id)
@@ -527,36 +634,40 @@ class Worker:
                 self._write(f"unmatched:{aid}", p, dump_alert(a))
         e.touched.clear()
         e.touched_unmatched.clear()
-        for mark, offset in (marks or {}).items():
-            self._write(f"offset:{mark}", int(mark.split(":")[1]), offset)
+        for mark, offset in self.applied.items():
+            if self._marks_written.get(mark) != offset:
+                self._marks_written[mark] = offset
+                self._write(f"offset:{mark}", int(mark.split(":")[1]), offset)
 
     def _write(self, key: str, partition: int, data: Any) -> None:
+        assert self.outbox is not None, "state is written by the hot path only"
         value = {"p": partition, "d": data}
-        self.state.data[key] = value
-        self.state.send_changelog(partition, key, value)
+        self.outbox.add(self.state_name, encode_json(key), encode_json(value), partition)
 
-    def _adopt(self, partitions: set[int]) -> None:
-        """After recovery: take over the state of the partitions this worker now owns."""
+    def _adopt(self, partitions: set[int], data: dict[str, Any]) -> None:
+        """After an assignment: take over the state of the partitions this worker now owns,
+        as read back from the changelog."""
         e = self.engine
         e.reset_routed()
         self.applied.clear()
         self._knock_written.clear()
+        self._marks_written.clear()
         bans = 0
-        for key, value in list(self.state.data.items()):
+        for key, value in data.items():
             if not isinstance(value, dict) or value.get("p") not in partitions:
                 continue
             kind, _, ident = str(key).partition(":")
-            data = value["d"]
+            d = value["d"]
             if kind == "ban":
-                e.adopt(load_ban_state(data))
+                e.adopt(load_ban_state(d))
                 bans += 1
             elif kind == "knock":
-                load_knock(e.knock, ident, data)
-                self._knock_written[ident] = data
+                load_knock(e.knock, ident, d)
+                self._knock_written[ident] = d
             elif kind == "unmatched":
-                e.adopt_unmatched(load_alert(data))
+                e.adopt_unmatched(load_alert(d))
             elif kind == "offset":
-                self.applied[ident] = int(data)
+                self.applied[ident] = self._marks_written[ident] = int(d)
         e.touched.clear()
         e.touched_unmatched.clear()
         log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)
@@ -569,7 +680,9 @@ class Worker:
         await asyncio.to_thread(
             ensure_topics, self.bootstrap, self.settings.topic_prefix, **self.security
         )
-        await asyncio.to_thread(_ensure_routed, self.bootstrap, self.routed_name, self.security)
+        await asyncio.to_thread(
+            _ensure_internal, self.bootstrap, self.routed_name, self.state_name, self.security
+        )
         feeds = [
             asyncio.create_task(self.bans_feed.run(), name="feed-bans"),
             asyncio.create_task(self.patrol_feed.run(), name="feed-patrol"),
@@ -582,22 +695,30 @@ class Worker:
             daemon=False,
         )
         fw.spinner = None
+        hot_stop = asyncio.Event()
+        hot: asyncio.Task[None] | None = None
         try:
             waiters = [
                 asyncio.create_task(f.ready.wait()) for f in (self.bans_feed, self.patrol_feed)
             ]
             await _first_of(feeds, waiters)
             await fw.start()
+            hot = asyncio.create_task(self._hot(hot_stop), name="hot-path")
+            tasks = [*feeds, hot]
+            await _first_of(tasks, [asyncio.create_task(self.hot_assigned.wait())])
             await _wait_assigned(self.app)
             self.ready.set()
             if ready is not None:
                 ready()
             stop_task = asyncio.create_task(stop.wait())
-            await asyncio.wait([stop_task, *feeds], return_when=asyncio.FIRST_COMPLETED)
-            for f in feeds:
+            await asyncio.wait([stop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for f in tasks:
                 if f.done() and f.exception() is not None:
                     raise f.exception()  # type: ignore[misc]
         finally:
+            if hot is not None:
+                hot_stop.set()  # a last commit, then the consumer leaves its group
+                await asyncio.gather(hot, return_exceptions=True)
             await fw.stop()
             for f in feeds:
                 f.cancel()
@@ -605,14 +726,14 @@ class Worker:
 
 
 async def _first_of(feeds: list[asyncio.Task[None]], waiters: list[asyncio.Task[Any]]) -> None:
-    """Wait for every feed to be ready; a feed that dies first raises its error."""
+    """Wait for every waiter; a task of `feeds` that ends first raises its error."""
     pending = set(waiters)
     while pending:
         done, _ = await asyncio.wait([*pending, *feeds], return_when=asyncio.FIRST_COMPLETED)
         for f in feeds:
             if f.done():
                 exc = f.exception()
-                raise exc if exc is not None else RuntimeError("a feed stopped")
+                raise exc if exc is not None else RuntimeError(f"{f.get_name()} stopped")
         pending -= done
 
 
@@ -626,17 +747,20 @@ async def _wait_assigned(app: faust.App, timeout_s: float = 60.0) -> None:
     raise TimeoutError("the worker was given no partitions in time")
 
 
-def _ensure_routed(bootstrap: str, name: str, security: dict[str, Any]) -> None:
-    """Create the internal `routed` topic like a contract topic: faust declares only the
-    internal topics it consumes through their own channel, and `routed` is consumed through
-    `positions`' one, so a broker would auto-create it with its defaults (on Kafka: one
-    partition, kept 7 days in 7-day segments) or, with auto-creation off, not at all. It holds
-    copies of fixes, incidents and acks: it ages out like `positions`."""
+def _ensure_internal(bootstrap: str, routed: str, state: str, security: dict[str, Any]) -> None:
+    """Create the worker's internal topics like contract topics (a broker would otherwise
+    auto-create them with its defaults, on Kafka one partition, or with auto-creation off not
+    at all). `routed` holds copies of fixes, incidents and acks: it ages out like `positions`.
+    The state changelog keeps the latest value per key (compacted), like faust's tables."""
     configs = dict(next(spec for spec in SPECS if spec.name == POSITIONS).configs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)
     try:
         response = admin.create_topics(
-            [NewTopic(name, PARTITIONS, -1, topic_configs=configs)], raise_errors=False
+            [
+                NewTopic(routed, PARTITIONS, -1, topic_configs=configs),
+                NewTopic(state, PARTITIONS, -1, topic_configs={"cleanup.policy": "compact"}),
+            ],
+            raise_errors=False,
         )
     finally:
         admin.close()
@@ -733,3 +857,16 @@ def main(settings: Settings) -> int:
 
     asyncio.run(go())
     return 0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The hot path's rebalance hooks: commit before partitions go, adopt when they come."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.on_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.on_assigned(set(assigned))
