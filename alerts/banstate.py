@@ -142,9 +142,10 @@ class BanState:
         coarse = fix.accuracy_m > pol.max_accuracy_m
         lvl = level(sd, fix.accuracy_m, coarse)
         key = f"zone_breach|{zone_id}"
-        ep, tr = observe(self.episodes.get(key), lvl, sd, fix.accuracy_m, pol)
-        if tr is Transition.none:  # no episode, none starts: nothing to say (most fixes)
+        held = self.episodes.get(key)
+        if held is None and lvl is None:  # no episode, none starts: nothing to say (most fixes)
             return
+        ep, tr = observe(held, lvl, sd, fix.accuracy_m, pol)
         zone = ctx.ban.zones[zone_id]
         buf = f" (+{zone.buffer_m:g} m buffer)" if zone.buffer_m else ""
         what = f"zone '{zone_id}'{buf}"
@@ -399,8 +400,9 @@ class BanState:
         if not ctx.ban.record.electronic_monitoring or fix.source is not FixSource.ankle_tag:
             return
         self.watch[fix.device_id] = me
-        self.signal_rise.pop(fix.device_id, None)
-        aid = self.open.pop(f"signal_lost|{fix.device_id}", None)
+        if self.signal_rise:
+            self.signal_rise.pop(fix.device_id, None)
+        aid = self.open.pop(f"signal_lost|{fix.device_id}", None) if self.open else None
         if aid is not None:
             a = self.alerts[aid]
             a.episode = "ended"
@@ -520,11 +522,11 @@ class BanState:
         best: datetime | None = None
         if self.alerts:
             sla = timedelta(seconds=policy.ack_sla_s)
-            for a in self.alerts.values():
+            for a in self.alerts.values():  # most are not priority 1, or already escalated
                 if (
-                    a.priority == 1
-                    and a.p1_since is not None
+                    a.p1_since is not None
                     and (a.state is State.open or a.state is State.updated)
+                    and a.priority == 1
                 ):
                     t = a.p1_since + sla
                     if best is None or t < best:
@@ -532,7 +534,7 @@ class BanState:
         if self.watch:
             timeout = timedelta(seconds=policy.signal_timeout_s)
             for device, last in self.watch.items():
-                if f"signal_lost|{device}" not in self.open:
+                if not self.open or f"signal_lost|{device}" not in self.open:
                     t = last.ts + timeout
                     if best is None or t < best:
                         best = t
