@@ -22,7 +22,7 @@ from alerts.model import ALERTS, Alert, Kind, Output, State, place, rfc3339, sta
 from alerts.tasks import FOLLOW_UP_KINDS, KnockTracker, follow_up_chain, task
 from config.policy import Policy
 from geofence.bans import HeldBan
-from geofence.evaluation import Confidence, Episode, Transition, level, observe
+from geofence.evaluation import Confidence, Episode, Transition, duration, level, observe
 from geofence.geodesy import chord_m, geodesic_m
 from geofence.records import AlertAction, FixSource, Incident, IncidentKind, LocationFix
 from geofence.zones import signed_distance
@@ -245,7 +245,7 @@ class BanState:
                 if pf is not None and _fresh(pf.ts, fix.ts, pol.max_fix_age_s):
                     d = chord_m(fix.lat, fix.lon, pf.lat, pf.lon) - rec.proximity_m
                     targets.append((f"person:{p}", d, None, p))
-        window = timedelta(seconds=pol.approach_window_s)
+        window = duration(pol.approach_window_s)
         # keep a thin sample (at most 16 over the window): cost stays flat however often
         # a device reports
         spacing = pol.approach_window_s / 15
@@ -521,7 +521,7 @@ class BanState:
         them: the engine asks after every input to the ban."""
         best: datetime | None = None
         if self.alerts:
-            sla = timedelta(seconds=policy.ack_sla_s)
+            sla = duration(policy.ack_sla_s)
             for a in self.alerts.values():  # most are not priority 1, or already escalated
                 if (
                     a.p1_since is not None
@@ -532,7 +532,7 @@ class BanState:
                     if best is None or t < best:
                         best = t
         if self.watch:
-            timeout = timedelta(seconds=policy.signal_timeout_s)
+            timeout = duration(policy.signal_timeout_s)
             for device, last in self.watch.items():
                 if not self.open or f"signal_lost|{device}" not in self.open:
                     t = last.ts + timeout
@@ -546,7 +546,7 @@ class BanState:
     def _timers(self, policy: Policy) -> list[tuple[int, datetime, str]]:
         """(order, due time, reference): escalations, signal-loss openings and rises."""
         out: list[tuple[int, datetime, str]] = []
-        sla = timedelta(seconds=policy.ack_sla_s)
+        sla = duration(policy.ack_sla_s)
         for a in self.alerts.values():
             if (
                 a.priority == 1
@@ -554,7 +554,7 @@ class BanState:
                 and a.state in (State.open, State.updated)
             ):
                 out.append((0, a.p1_since + sla, a.alert_id))
-        timeout = timedelta(seconds=policy.signal_timeout_s)
+        timeout = duration(policy.signal_timeout_s)
         for device, last in self.watch.items():
             if f"signal_lost|{device}" not in self.open:
                 out.append((1, last.ts + timeout, device))

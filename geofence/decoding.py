@@ -7,13 +7,14 @@ that names the field, for the `dead-letters` record. Nothing here raises for bad
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ValidationError
 
 from config.policy import Policy
 from geofence.bans import CompiledBan
+from geofence.evaluation import duration
 from geofence.records import AlertAction, ContactBan, Incident, LocationFix, PatrolPosition
 from geofence.zones import ZoneError
 
@@ -122,7 +123,7 @@ def decode(
     if key and getattr(record, key_field) != key:
         return Rejected(Reason.key_mismatch, f"key {key!r} differs from {key_field}")
     ts = _ts(record)
-    if ts is not None and ts > now + timedelta(seconds=policy.max_future_skew_s):
+    if ts is not None and ts > now + duration(policy.max_future_skew_s):
         return Rejected(
             Reason.future,
             f"ts: {int((ts - now).total_seconds())} s in the future "
