@@ -61,13 +61,14 @@ class Ctx:
         try:
             fn(*args)
         except Exception as exc:  # a bug in one detector must not silence the others
-            log.error(
-                "detector %s failed on ban %s: %s",
-                detector,
-                self.ban.record.ban_id,
-                type(exc).__name__,
-            )
-            self.failures.append(detector)
+            self.failed(detector, exc)
+
+    def failed(self, detector: str, exc: Exception) -> None:
+        """What `guard` does when a detector raised (the fix path writes the `try` inline)."""
+        log.error(
+            "detector %s failed on ban %s: %s", detector, self.ban.record.ban_id, type(exc).__name__
+        )
+        self.failures.append(detector)
 
 
 def _priority(kind: Kind, conf: Confidence) -> int:
@@ -120,21 +121,31 @@ class BanState:
         me = LastFix.of(fix)
         self.last_fix[fix.person_id] = me
         rec = ctx.ban.record
-        g = ctx.guard
+        # each detector isolated as by `ctx.guard`, with the `try` written out: this runs for
+        # every fix, and a `try` costs nothing until something raises
         if restrained:
-            g("signal_lost", self._signal_seen, ctx, fix, me)
+            try:
+                self._signal_seen(ctx, fix, me)
+            except Exception as exc:
+                ctx.failed("signal_lost", exc)
             for zone_id in sorted(zone_sd):
-                g("zone_breach", self._zone, ctx, zone_id, zone_sd[zone_id], fix)
+                try:
+                    self._zone(ctx, zone_id, zone_sd[zone_id], fix)
+                except Exception as exc:
+                    ctx.failed("zone_breach", exc)
             if rec.proximity_m is not None:
                 for p in rec.protected_persons:
                     other = self.last_fix.get(p)
                     if other is not None and _fresh(other.ts, fix.ts, ctx.policy.max_fix_age_s):
-                        g("proximity_breach", self._proximity, ctx, p, me, other, fix.ts)
-            g("approach", self._approach, ctx, fix, zone_sd)
+                        ctx.guard("proximity_breach", self._proximity, ctx, p, me, other, fix.ts)
+            try:
+                self._approach(ctx, fix, zone_sd)
+            except Exception as exc:
+                ctx.failed("approach", exc)
         elif rec.proximity_m is not None:
             r = self.last_fix.get(rec.restrained_person)
             if r is not None and _fresh(r.ts, fix.ts, ctx.policy.max_fix_age_s):
-                g("proximity_breach", self._proximity, ctx, fix.person_id, r, me, fix.ts)
+                ctx.guard("proximity_breach", self._proximity, ctx, fix.person_id, r, me, fix.ts)
         return True
 
     def _zone(self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix) -> None:
