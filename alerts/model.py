@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 CONTRACT_VERSION = 1
@@ -54,12 +55,19 @@ def stable_id(*parts: str) -> str:
 
 def rfc3339(t: datetime) -> str:
     """UTC, `Z` suffix, fractional seconds only when present."""
-    u = t.astimezone(UTC)
+    if t.tzinfo is UTC:  # most times (see records.Timestamp); a revision writes one 2-3 times
+        return _rfc3339_utc(t)
+    return _rfc3339_utc(t.astimezone(UTC))
+
+
+@lru_cache(maxsize=4096)
+def _rfc3339_utc(u: datetime) -> str:
+    """`rfc3339` of a UTC time (the memo's keys: equal UTC times have the same text)."""
     if u.year < 1000:  # strftime writes such years unpadded: keep its text
         fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if u.microsecond else "%Y-%m-%dT%H:%M:%SZ"
         return u.strftime(fmt)
-    # the same text as strftime's at half its cost (several per alert revision): isoformat
-    # also leaves out a zero fraction; its offset is "+00:00"
+    # the same text as strftime's at half its cost: isoformat also leaves out a zero
+    # fraction; its offset is "+00:00"
     return u.isoformat()[:-6] + "Z"
 
 
