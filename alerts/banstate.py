@@ -271,15 +271,13 @@ class BanState:
                 horizon = fix.ts - window
                 while hist and hist[0][0] < horizon:
                     hist.popleft()
-                closing = max(
-                    (
-                        h_d - dist
-                        for _, h_d, h_acc in hist
-                        if h_d - dist
-                        > max(pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m))
-                    ),
-                    default=0.0,
-                )
+                # the largest shrink beyond both thresholds (which are >= 0), else 0
+                for _, h_d, h_acc in hist:
+                    gain = h_d - dist
+                    if gain > closing and gain > max(
+                        pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m)
+                    ):
+                        closing = gain
                 if dist <= keep_within and (
                     not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
                 ):
