@@ -165,6 +165,11 @@ class Outbox:
                     fut.result()  # a failed send raises here
             self._sent = [f for f in self._sent if not f.done()]
 
+    def take_sent(self) -> list[asyncio.Future[Any]]:
+        """The deliveries of everything shipped so far (the caller awaits them)."""
+        sent, self._sent = self._sent, []
+        return sent
+
     async def flush(self) -> None:
         await self.ship()
         sent, self._sent = self._sent, []

@@ -42,7 +42,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,6 +144,7 @@ class Worker:
         self.outbox: hotpath.Outbox | None = None
         self._hot_lock = asyncio.Lock()
         self._generation = 0  # bumped at every revocation and assignment of hot partitions
+        self._committing: asyncio.Task[None] | None = None
         self.hot_assigned = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -313,23 +314,43 @@ class Worker:
                         for output in self.engine.tick(_now()):
                             self._send(output, hot=True)
                 await outbox.ship()
-                if now >= next_commit:
+                committing = self._committing
+                if committing is not None and committing.done():
+                    self._committing = None
+                    committing.result()  # a failed send or commit stops the worker
+                if now >= next_commit and self._committing is None:
                     next_commit = now + hotpath.COMMIT_S
-                    await self._commit(consumer)
+                    # the broker's acknowledgements and the offset commit take 10 to 200 ms
+                    # on Tansu: the loop goes on deciding meanwhile
+                    finish = await self._start_commit(consumer)
+                    self._committing = asyncio.create_task(finish)
         async with self._hot_lock:
-            await self._commit(consumer)
+            await self._commit_now(consumer)
 
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        """State and markers to the changelog, every output acknowledged, then the offsets."""
+    async def _start_commit(self, consumer: AIOKafkaConsumer) -> Coroutine[Any, Any, None]:
+        """Commit what was decided up to now: the state and markers go to the changelog now;
+        the coroutine returned commits the consumer's offsets once the broker has acknowledged
+        everything sent so far (outputs and state). Called under the hot path's lock."""
         outbox = self.outbox
-        if outbox is None:
-            return
+        assert outbox is not None
         self._persist()
-        await outbox.flush()
+        await outbox.ship()
+        sent = outbox.take_sent()
         assigned = consumer.assignment()
         offsets = {tp: off for tp, off in self.done.items() if tp in assigned}
-        if not offsets:
-            return
+        return self._finish_commit(consumer, sent, offsets, self._generation)
+
+    async def _finish_commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        sent: list[asyncio.Future[Any]],
+        offsets: dict[TopicPartition, int],
+        generation: int,
+    ) -> None:
+        if sent:
+            await asyncio.gather(*sent)
+        if not offsets or generation != self._generation:
+            return  # a rebalance came first: its own commit covers these
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -337,11 +358,20 @@ class Worker:
             # replays from the last commit, and the markers written above skip what we applied
             log.warning("offsets not committed: %s", type(exc).__name__)
 
+    async def _commit_now(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit at once, after the commit in flight (before a rebalance, at shutdown).
+        Called under the hot path's lock."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+        if self.outbox is not None:
+            await (await self._start_commit(consumer))
+
     async def on_revoked(self) -> None:
         async with self._hot_lock:
             self._generation += 1
             if self.hot_consumer is not None:
-                await self._commit(self.hot_consumer)
+                await self._commit_now(self.hot_consumer)
             self.engine.reset_routed()  # nothing is ours until an assignment says so
             self.applied.clear()
             self.done.clear()
