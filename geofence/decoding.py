@@ -112,7 +112,9 @@ def decode(
             return Rejected(Reason.decode, "empty value")
         return Rejected(Reason.decode, "value is not a JSON object")
     try:
-        record = model.model_validate_json(text)
+        # the model's validator itself: `model_validate_json` only forwards to it (with
+        # every option at its default), through a wrapper that costs ~1 µs a record
+        record = model.__pydantic_validator__.validate_json(text)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         reason = Reason.decode if err["type"] == "json_invalid" else Reason.schema
@@ -134,5 +136,5 @@ def decode(
             return CompiledBan.build(record)
         except ZoneError as exc:
             return Rejected(Reason.geometry, f"zones: {exc}")
-    assert isinstance(record, LocationFix | PatrolPosition | Incident | AlertAction)
+    assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction))
     return record
