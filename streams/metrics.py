@@ -232,8 +232,8 @@ class Metrics:
         return _closed("topic", name, TOPICS)
 
     # ---------------------------------------------------------------- helpers
-    def event(self, topic: object, outcome: object) -> None:
-        self.events.labels(self.topic(topic), _closed("outcome", outcome, OUTCOMES)).inc()
+    def event(self, topic: object, outcome: object, n: int = 1) -> None:
+        self.events.labels(self.topic(topic), _closed("outcome", outcome, OUTCOMES)).inc(n)
 
     def dead_letter(self, topic: object, reason: object) -> None:
         self.dead_letters.labels(self.topic(topic), _closed("reason", reason, REASONS)).inc()
@@ -250,8 +250,12 @@ class Metrics:
         label = _closed("kind", kind, ALERT_KINDS)
         self.event_to_alert_seconds.labels(label).observe(max(0.0, float(seconds)))
 
-    def processing(self, topic: object, seconds: float) -> None:
-        self.processing_seconds.labels(self.topic(topic)).observe(max(0.0, float(seconds)))
+    def processing(self, topic: object, seconds: float, n: int = 1) -> None:
+        """`n` records of `topic` took `seconds` each (a batch)."""
+        child = self.processing_seconds.labels(self.topic(topic))
+        value = max(0.0, float(seconds))
+        for _ in range(n):
+            child.observe(value)
 
     def set_active_bans(self, n: int) -> None:
         self.active_bans.set(n)
@@ -328,11 +332,13 @@ class Metrics:
         return float(n), 0.0 if oldest is None else max(0.0, now - oldest)
 
     # ----------------------------------------------------------- worker hooks
-    def on_event(self, topic: str, outcome: Outcome, reason: Reason | None = None) -> None:
-        """`Worker.on_event`: one input record decided. Never raises. Dead letters are
+    def on_event(
+        self, topic: str, outcome: Outcome, reason: Reason | None = None, n: int = 1
+    ) -> None:
+        """`Worker.on_event`: `n` input records decided alike. Never raises. Dead letters are
         counted from the outputs (`on_output`), which also sees internal failures."""
         try:
-            self.event(topic, outcome)
+            self.event(topic, outcome, n)
         except ValueError as exc:
             self._refuse(exc)
 

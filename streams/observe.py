@@ -28,7 +28,7 @@ def attach(worker: Worker, metrics: Metrics) -> None:
     """Count what the worker does; refresh gauges while it runs."""
     worker.on_event = metrics.on_event
     worker.on_output = metrics.on_output
-    worker.on_processed = lambda topic, seconds: _safely(metrics.processing, topic, seconds)
+    worker.on_processed = lambda topic, seconds, n: _safely(metrics.processing, topic, seconds, n)
     worker.on_adopted = lambda: _rebuild_book(worker, metrics)
 
     @worker.app.timer(GAUGE_S)  # type: ignore[untyped-decorator]

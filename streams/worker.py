@@ -38,10 +38,12 @@ are not swallowed: they stop the worker, which resumes from committed offsets on
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +100,7 @@ _partitioner = DefaultPartitioner()
 _ALL = list(range(PARTITIONS))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # persons report again and again: murmur2 in Python
 def partition_for(key: str) -> int:
     """The partition Kafka's default partitioner gives `key` (murmur2, as Java and aiokafka)."""
     return int(_partitioner(key.encode("utf-8"), _ALL, _ALL))
@@ -132,8 +135,10 @@ class Worker:
         self.security = settings.kafka_security()
         self.engine = Engine(self.policy, partial=True)
         self.on_output: Callable[[Output], None] | None = None  # for metrics
-        self.on_event: Callable[[str, Outcome, Reason | None], None] | None = None
-        self.on_processed: Callable[[str, float], None] | None = None  # topic, seconds
+        # per decided input record: topic, outcome, reason, how many records
+        self.on_event: Callable[[str, Outcome, Reason | None, int], None] | None = None
+        # per batch and topic: topic, seconds from fetch to outputs queued, how many records
+        self.on_processed: Callable[[str, float, int], None] | None = None
         self.on_adopted: Callable[[], None] | None = None
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
@@ -145,6 +150,7 @@ class Worker:
         self._hot_lock = asyncio.Lock()
         self._generation = 0  # bumped at every revocation and assignment of hot partitions
         self._committing: asyncio.Task[None] | None = None
+        self._tally: Counter[tuple[str, Outcome, Reason | None]] = Counter()
         self.hot_assigned = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -404,6 +410,7 @@ class Worker:
 
     def _process_batch(self, records: list[Any], received: float) -> None:
         now = _now()
+        self._tally.clear()  # (what a failed attempt counted: its records are decided again)
         batch: list[Incoming] = []
         marks: dict[str, int] = {}
         for m in records:
@@ -430,15 +437,20 @@ class Worker:
             else:
                 batch.extend(self._route_fix(key, m.value, m.partition, m.offset, now))
         results = self.engine.handle_batch(batch, now) if batch else []
+        tally = self._tally
         for msg, res in zip(batch, results, strict=True):
-            self._count(msg.topic, res.outcome, res.reason)
+            tally[(msg.topic, res.outcome, res.reason)] += 1
             for output in res.outputs:
                 self._send(output, hot=True)
         self.applied.update(marks)
+        self._flush_tally()
         if self.on_processed is not None:
             took = time.monotonic() - received  # from the fetch to the outputs queued
-            for m in records:
-                self.on_processed("routed" if m.topic == self.routed_name else POSITIONS, took)
+            routed = sum(1 for m in records if m.topic == self.routed_name)
+            if routed:
+                self.on_processed("routed", took, routed)
+            if len(records) > routed:
+                self.on_processed(POSITIONS, took, len(records) - routed)
 
     def _route_fix(
         self, key: str | None, raw: bytes | None, partition: int, offset: int, now: datetime
@@ -449,7 +461,7 @@ class Worker:
         msg = Incoming(POSITIONS, key, raw, partition, offset)
         if isinstance(d, Rejected):
             self._send(dead_letter(msg, d, now, self.policy.max_ban_record_bytes), hot=True)
-            self._count(POSITIONS, Outcome.rejected, d.reason)
+            self._tally[(POSITIONS, Outcome.rejected, d.reason)] += 1
             return []
         assert isinstance(d, LocationFix)
         reg = self.engine.registry
@@ -468,7 +480,7 @@ class Worker:
         for target in sorted(targets):
             self._forward(target, msg, hot=True)
         if not local:
-            self._count(POSITIONS, Outcome.accepted, None)
+            self._tally[(POSITIONS, Outcome.accepted, None)] += 1
         return local
 
     def _forward(
@@ -624,7 +636,14 @@ class Worker:
 
     def _count(self, topic: str, outcome: Outcome, reason: Reason | None) -> None:
         if self.on_event is not None:
-            self.on_event(topic, outcome, reason)
+            self.on_event(topic, outcome, reason, 1)
+
+    def _flush_tally(self) -> None:
+        """Hand the hot path's per-batch counts to `on_event`, one call per kind."""
+        if self.on_event is not None:
+            for (topic, outcome, reason), n in self._tally.items():
+                self.on_event(topic, outcome, reason, n)
+        self._tally.clear()
 
     def _internal_error(self, m: Any, hot: bool = False) -> None:
         """Dead-letter a record (faust's message or aiokafka's record) that made code fail."""
