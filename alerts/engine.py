@@ -50,6 +50,10 @@ class Incoming:
     # for an incident, the bans it was matched to when routed ((ban_id, how), maybe empty).
     scope: str | None = None
     matched: tuple[tuple[str, str], ...] | None = None
+    # What `decode(topic, key, value, now, policy)` returned for this record, when the caller
+    # already decoded it with the `now` it passes to `handle_batch` (the worker routes fixes
+    # by their person first): not decoded twice.
+    decoded: Decoded | None = None
 
 
 @dataclass(slots=True)
@@ -151,7 +155,11 @@ class Engine:
     def handle_batch(self, msgs: list[Incoming], now: datetime) -> list[Result]:
         """Decode and apply records in order. `now` is the reference for future timestamps and,
         without an event clock, the time stamped on dead letters and late-evidence revisions."""
-        decoded = [decode(m.topic, m.key, m.value, now, self.policy) for m in msgs]
+        pol = self.policy
+        decoded = [
+            m.decoded if m.decoded is not None else decode(m.topic, m.key, m.value, now, pol)
+            for m in msgs
+        ]
         results: list[Result] = []
         i = 0
         while i < len(msgs):
