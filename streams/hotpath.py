@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.partitioner import DefaultPartitioner
@@ -210,11 +210,11 @@ async def read_state(
                 for r in records:
                     if r.key is None:
                         continue
-                    key = json.loads(r.key)
+                    key = orjson.loads(r.key)
                     if r.value is None:
                         data.pop(key, None)
                     else:
-                        data[key] = json.loads(r.value)
+                        data[key] = orjson.loads(r.value)
             for tp in list(todo):
                 if await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)

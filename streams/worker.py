@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import signal
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
@@ -394,6 +396,15 @@ class Worker:
             parts |= by_topic.get(self.routed_name, set())
             data = await hotpath.read_state(self.bootstrap, self.state_name, parts, self.security)
             self._adopt(parts, data)
+            del data
+            # The registry, the zone index and the adopted states are long-lived: hundreds of
+            # thousands of objects that every full collection would walk again (~0.25 s per
+            # 10,000 bans, a pause in the middle of the stream). Collect once now and move
+            # them out of the collector's sight; what they leave behind later is freed by
+            # reference counting, and the next assignment collects it.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
             self.hot_assigned.set()
 
     def _process_records(self, records: list[Any], received: float) -> None:
@@ -421,7 +432,7 @@ class Worker:
             marks[mark] = max(marks.get(mark, -1), m.offset)
             key = _key(m.key)
             if src == "r":
-                env = json.loads(m.value)
+                env = orjson.loads(m.value)
                 matched = env.get("m")
                 batch.append(
                     Incoming(
@@ -470,7 +481,9 @@ class Worker:
         targets: set[str] = set()
         if reg.restraining(person):
             if partition_for(person) == partition:
-                local.append(Incoming(POSITIONS, key, raw, partition, offset, scope=person))
+                local.append(
+                    Incoming(POSITIONS, key, raw, partition, offset, scope=person, decoded=d)
+                )
             else:  # produced with another partitioner: send it where the person's state is
                 targets.add(person)
         for ban_id in reg.protecting(person):
@@ -500,7 +513,7 @@ class Worker:
         }
         if matched is not None:
             env["m"] = [list(x) for x in matched]
-        key, value, p = target.encode("utf-8"), encode_json(env), partition_for(target)
+        key, value, p = target.encode("utf-8"), orjson.dumps(env), partition_for(target)
         if hot and self.outbox is not None:
             self.outbox.add(self.routed_name, key, value, p)
         else:
@@ -690,8 +703,10 @@ class Worker:
 
     def _write(self, key: str, partition: int, data: Any) -> None:
         assert self.outbox is not None, "state is written by the hot path only"
-        value = {"p": partition, "d": data}
-        self.outbox.add(self.state_name, encode_json(key), encode_json(value), partition)
+        # orjson: the state is our own JSON (no NaN can reach it: inputs with NaN are
+        # rejected), and it is most of what the worker writes; ~7x faster than json.dumps
+        value = orjson.dumps({"p": partition, "d": data})
+        self.outbox.add(self.state_name, orjson.dumps(key), value, partition)
 
     def _adopt(self, partitions: set[int], data: dict[str, Any]) -> None:
         """After an assignment: take over the state of the partitions this worker now owns,
