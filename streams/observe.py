@@ -21,7 +21,8 @@ from streams.worker import Worker
 
 log = logging.getLogger("banwatch.observe")
 
-GAUGE_S = 2.0
+GAUGE_S = 0.5  # consumer lag: a backlog the worker drains in seconds still shows
+BANS_EVERY = 10  # active bans (a walk over the registry) every BANS_EVERY gauge refreshes
 
 
 def attach(worker: Worker, metrics: Metrics) -> None:
@@ -31,10 +32,14 @@ def attach(worker: Worker, metrics: Metrics) -> None:
     worker.on_processed = lambda topic, seconds, n: _safely(metrics.processing, topic, seconds, n)
     worker.on_adopted = lambda: _rebuild_book(worker, metrics)
 
+    shown: set[tuple[str, int]] = set()  # the lag series this worker publishes
+    ticks = [0]
+
     @worker.app.timer(GAUGE_S)  # type: ignore[untyped-decorator]
     async def gauges() -> None:
         with contextlib.suppress(Exception):  # a gauge must never stop the worker
-            refresh(worker, metrics)
+            refresh(worker, metrics, shown, bans=ticks[0] % BANS_EVERY == 0)
+        ticks[0] += 1
 
 
 def _safely(fn: Any, *args: Any) -> None:
@@ -44,32 +49,49 @@ def _safely(fn: Any, *args: Any) -> None:
         log.error("metric not recorded: %s", exc)
 
 
-def refresh(worker: Worker, metrics: Metrics) -> None:
-    reg = worker.engine.registry
-    metrics.set_active_bans(sum(1 for b in reg.ban_ids() if _active(reg.get(b))))
+def refresh(
+    worker: Worker,
+    metrics: Metrics,
+    shown: set[tuple[str, int]] | None = None,
+    bans: bool = True,
+) -> None:
+    """Set the gauges (active bans too if `bans`). `shown`: the lag series set last time; a
+    partition this worker no longer owns loses its series (its last value would otherwise
+    stay on the dashboard)."""
+    if bans:
+        reg = worker.engine.registry
+        metrics.set_active_bans(sum(1 for b in reg.ban_ids() if _active(reg.get(b))))
     lags: list[tuple[str, int, int]] = []
     consumer = worker.app.consumer
     for tp in list(consumer.assignment()):
-        hw = consumer.highwater(tp)
-        pos = consumer._read_offset.get(tp)  # type: ignore[attr-defined]  # faust's last read offset per partition
-        if hw is not None:
-            lags.append(
-                (tp.topic, tp.partition, int(hw) - (int(pos) + 1 if pos is not None else 0))
-            )
+        with contextlib.suppress(Exception):  # (a partition revoked meanwhile: no figure)
+            hw = consumer.highwater(tp)
+            pos = consumer._read_offset.get(tp)  # type: ignore[attr-defined]  # faust's last read offset per partition
+            if hw is not None:
+                lag = int(hw) - (int(pos) + 1 if pos is not None else 0)
+                lags.append((tp.topic, tp.partition, lag))
     hot = worker.hot_consumer
     if hot is not None:  # positions and routed: the hot path's own consumer
         for tp in list(hot.assignment()):
-            hw = hot.highwater(tp)
-            done = worker.done.get(tp)  # processed up to; or, before the first record, read to
-            done = done if done is not None else hotpath.position(hot, tp)
-            if hw is not None and done is not None:
-                lags.append((tp.topic, tp.partition, int(hw) - done))
+            with contextlib.suppress(Exception):
+                hw = hot.highwater(tp)
+                done = worker.done.get(tp)  # processed up to; before the first record, read to
+                done = done if done is not None else hotpath.position(hot, tp)
+                if hw is not None and done is not None:
+                    lags.append((tp.topic, tp.partition, int(hw) - done))
+    now: set[tuple[str, int]] = set()
     for topic, partition, lag in lags:
         label = "routed" if topic == worker.routed_name else topic
         try:
             metrics.set_consumer_lag(label, partition, max(0, lag))
         except ValueError:
             continue  # a faust-internal topic (changelogs): not a contract label
+        now.add((label, partition))
+    if shown is not None:
+        for label, partition in shown - now:
+            metrics.forget_consumer_lag(label, partition)
+        shown.clear()
+        shown.update(now)
 
 
 def _active(held: Any) -> bool:
