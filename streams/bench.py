@@ -238,6 +238,26 @@ class Run:
         if lat.missing:
             raise RuntimeError(f"{lat.missing} of {lat.timed} timed violations raised no alert")
 
+    def latency_relay(self) -> None:
+        s = self.sizes
+        lat = bench_stream.latency(
+            self.bootstrap,
+            self.registry,
+            LATENCY_RATE,
+            s.latency_s,
+            s.latency_warmup_s,
+            LATENCY_EVERY,
+            s.patrol_cars,
+            relay=True,
+        )
+        r = self.results
+        r["latency_relay_p50_ms"] = round(lat.quantile(0.50), 1)
+        r["latency_relay_p99_ms"] = round(lat.quantile(0.99), 1)
+        self.log(
+            f"relay latency at {LATENCY_RATE:,.0f}/s (nothing decided): "
+            f"p50 {r['latency_relay_p50_ms']} ms, p99 {r['latency_relay_p99_ms']} ms"
+        )
+
     def memory(self) -> None:
         s = self.sizes
         m = bench_stream.memory(self.bootstrap, s.memory_bans, s.patrol_cars, timeout_s=1800.0)
@@ -260,6 +280,7 @@ class Run:
             ("stream: naive agent, indexed", self.naive_indexed),
             ("stream: faust floor", self.faust_floor),
             (f"latency at {LATENCY_RATE:,.0f} fixes/s", self.latency),
+            ("latency: relay baseline (broker and clients only)", self.latency_relay),
             (f"memory, {s.memory_bans:,} bans", self.memory),
         ]
         skip = {self.naive_indexed: s.indexed_fixes == 0, self.faust_floor: s.floor_fixes == 0}
@@ -410,6 +431,14 @@ def table(r: dict[str, Any], t: dict[str, dict[str, Any]], s: Sizes) -> Table:
         "",
         "p99 ≤ 100 ms",
         met("latency_p99_ms"),
+    )
+    tab.add_row(
+        "  relay that decides nothing (context)",
+        f"{_fmt(_num(r, 'latency_relay_p50_ms'))} / {_fmt(_num(r, 'latency_relay_p99_ms'))}",
+        "",
+        "",
+        "",
+        "",
     )
     tab.add_row(
         f"worker peak RSS MiB, {int(_num(r, 'memory_bans') or 0):,} bans"

@@ -1,6 +1,6 @@
 """Baseline stream apps for `banwatch bench`: what one would write first with faust.
 
-    python -m streams.bench_naive scan | indexed | count
+    python -m streams.bench_naive scan | indexed | count | relay
 
 One plain faust agent on `positions`, per event, with no batching, no state and no tables:
 
@@ -12,6 +12,14 @@ One plain faust agent on `positions`, per event, with no batching, no state and 
 - `count`: decode nothing, count the event: faust's own per-event cost, the ceiling of any
   per-event agent on this machine (it only looks for the bench's sentinel marker, so that the
   bench sees when it is through).
+
+And one without faust, for latency only:
+
+- `relay`: an aiokafka group consumer on `positions` with the hot path's settings
+  (streams/hotpath.py) that decides nothing: it copies the device id of every bench latency
+  probe (`EM-L...`) to `alerts` at once (aiokafka producer, `acks=all`, no linger). Its fix →
+  alert latency is what the broker, the clients and this machine cost with no work at all:
+  the floor under `latency_p99_ms`.
 
 Alerts carry the fix's `device_id` (the bench matches its sentinels on it) and nothing of the
 contract's lifecycle: no episodes, no dedup, no confidence, no patrols. The bans are read from
@@ -40,7 +48,9 @@ from streams.topics import PARTITIONS, TopicNames
 
 Zone = tuple[str, str, str, Any]  # ban_id, restrained person, zone_id, prepared geometry
 
-MODES = ("scan", "indexed", "count")
+MODES = ("scan", "indexed", "count", "relay")
+#: The bench's latency probes carry device ids `EM-L...` (see `bench_stream._latency`).
+PROBE = b'"device_id": "EM-L'
 #: The bench's sentinel fixes carry device ids `EM-S...` (see `bench_stream.drain`).
 SENTINEL = b'"device_id": "EM-S'
 
@@ -158,6 +168,44 @@ async def run(mode: str, bootstrap: str, prefix: str) -> None:
         await worker.stop()
 
 
+async def relay(bootstrap: str, prefix: str) -> None:
+    """The `relay` mode: probes copied from `positions` to `alerts`, nothing decided."""
+    from streams import hotpath
+
+    settings = load_settings()
+    names = TopicNames.with_prefix(prefix)
+    consumer = hotpath.group_consumer(
+        bootstrap,
+        f"{prefix}naive-relay",
+        {},
+        settings.broker_session_timeout_s,
+        settings.broker_heartbeat_s,
+    )
+    producer = hotpath.producer(bootstrap, f"{prefix}naive-relay", {})
+    await producer.start()
+    consumer.subscribe([names.positions])
+    await consumer.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        print("naive: ready (relay)", flush=True)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50, max_records=2000)
+            for records in batches.values():
+                for r in records:
+                    if r.value is not None and PROBE in r.value:
+                        device = json.loads(r.value)["device_id"]
+                        value = json.dumps({"device_id": device}).encode()
+                        await producer.send(names.alerts, value, key=device.encode())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in MODES:
         print(f"usage: python -m streams.bench_naive {'|'.join(MODES)}", file=sys.stderr)
@@ -166,7 +214,10 @@ def main(argv: list[str]) -> int:
     if settings.kafka_bootstrap is None:
         print("bench_naive: BANWATCH_KAFKA_BOOTSTRAP is not set", file=sys.stderr)
         return 2
-    asyncio.run(run(argv[0], settings.kafka_bootstrap, settings.topic_prefix))
+    if argv[0] == "relay":
+        asyncio.run(relay(settings.kafka_bootstrap, settings.topic_prefix))
+    else:
+        asyncio.run(run(argv[0], settings.kafka_bootstrap, settings.topic_prefix))
     return 0
 
 

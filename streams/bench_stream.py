@@ -145,7 +145,7 @@ def banwatch_worker(bootstrap: str, prefix: str) -> Proc:
 
 
 def naive_worker(bootstrap: str, prefix: str, mode: str) -> Proc:
-    """A baseline app of `streams.bench_naive` (mode `scan`, `indexed` or `count`)."""
+    """A baseline app of `streams.bench_naive` (`scan`, `indexed`, `count` or `relay`)."""
     argv = [sys.executable, "-m", "streams.bench_naive", mode]
     return Proc(argv, worker_env(bootstrap, prefix), "naive: ready")
 
@@ -439,15 +439,17 @@ def latency(
     warmup_s: float,
     every: int,
     patrol_cars: int,
+    relay: bool = False,
 ) -> Latency:
     """Fixes at `rate` per second for `warmup_s` + `seconds`; in the timed part every
-    `every`-th fix is a violation, timed from produce to its alert read back."""
-    prefix = new_prefix("latency")
+    `every`-th fix is a violation, timed from produce to its alert read back. With `relay`,
+    the baseline of `bench_naive relay` (nothing decided) instead of `banwatch worker`."""
+    prefix = new_prefix("relay" if relay else "latency")
     names = setup(bootstrap, prefix, reg, patrol_cars)
-    proc = banwatch_worker(bootstrap, prefix)
+    proc = naive_worker(bootstrap, prefix, "relay") if relay else banwatch_worker(bootstrap, prefix)
     try:
         proc.start(600.0)
-        worker_settled(bootstrap)(proc, prefix)
+        (idle if relay else worker_settled(bootstrap))(proc, prefix)
         return asyncio.run(_latency(bootstrap, names, reg, rate, seconds, warmup_s, every))
     finally:
         proc.stop()
