@@ -130,6 +130,14 @@ class Run:
     def close(self) -> None:
         self._stack.close()
 
+    def fresh_broker(self) -> None:
+        """Every broker step starts on an empty broker: Tansu keeps every record in memory
+        and deletes nothing, and a broker holding the earlier steps' topics answered more
+        slowly (relay latency p50 23 ms on an empty broker, 56-60 ms after the drains)."""
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self._broker = None
+
     def log(self, text: str) -> None:
         self.console.log(text)
 
@@ -284,7 +292,19 @@ class Run:
             (f"memory, {s.memory_bans:,} bans", self.memory),
         ]
         skip = {self.naive_indexed: s.indexed_fixes == 0, self.faust_floor: s.floor_fixes == 0}
-        return [(name, step) for name, step in steps if not skip.get(step, False)]
+        no_broker = {self.engine, self.engine_loop}
+        return [
+            (name, step if step in no_broker else self._on_fresh_broker(step))
+            for name, step in steps
+            if not skip.get(step, False)
+        ]
+
+    def _on_fresh_broker(self, step: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            self.fresh_broker()
+            step()
+
+        return run
 
 
 # ------------------------------------------------------------------ reporting
