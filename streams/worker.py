@@ -152,6 +152,9 @@ class Worker:
         self._hot_lock = asyncio.Lock()
         self._generation = 0  # bumped at every revocation and assignment of hot partitions
         self._committing: asyncio.Task[None] | None = None
+        # an error in a rebalance hook (aiokafka would only log it): the hot loop raises it
+        self.fatal: BaseException | None = None
+        self.state_box: hotpath.Outbox | None = None
         self._tally: Counter[tuple[str, Outcome, Reason | None]] = Counter()
         self.hot_assigned = asyncio.Event()
         self.ready = asyncio.Event()
@@ -276,6 +279,8 @@ class Worker:
                 [n.alerts, n.patrol_tasks, n.dead_letters, self.routed_name, self.state_name]
             )
             self.outbox = outbox
+            self.state_box = hotpath.Outbox(producer)
+            await self.state_box.prepare([self.state_name])
             consumer.subscribe([n.positions, self.routed_name], listener=_Rebalance(self))
             await consumer.start()
             self.hot_consumer = consumer
@@ -285,7 +290,7 @@ class Worker:
                 self.hot_consumer = None
                 await consumer.stop()
         finally:
-            self.outbox = None
+            self.outbox = self.state_box = None
             await producer.stop()
 
     async def _hot_loop(
@@ -301,6 +306,8 @@ class Worker:
             )
             received = time.monotonic()
             async with self._hot_lock:
+                if self.fatal is not None:  # never decide on state a failed hook left behind
+                    raise self.fatal
                 if batches and generation != self._generation:
                     # fetched across a rebalance: not decided against the state adopted since.
                     # A partition still ours is read again from here; the new owner of one
@@ -333,30 +340,36 @@ class Worker:
                     finish = await self._start_commit(consumer)
                     self._committing = asyncio.create_task(finish)
         async with self._hot_lock:
-            await self._commit_now(consumer)
+            if self.fatal is None:
+                await self._commit_now(consumer)
 
     async def _start_commit(self, consumer: AIOKafkaConsumer) -> Coroutine[Any, Any, None]:
-        """Commit what was decided up to now: the state and markers go to the changelog now;
-        the coroutine returned commits the consumer's offsets once the broker has acknowledged
-        everything sent so far (outputs and state). Called under the hot path's lock."""
-        outbox = self.outbox
-        assert outbox is not None
+        """Commit what was decided up to now. Here (under the hot path's lock): the outputs
+        sent so far are shipped and the state and offset markers of this moment are encoded
+        into the state outbox, unsent. The coroutine returned waits until the broker has
+        acknowledged those outputs, only then writes the state and markers (a marker tells the
+        next owner to skip records: it must never be durable before their outputs are), waits
+        for their acknowledgement, and commits the consumer's offsets."""
+        outbox, state_box = self.outbox, self.state_box
+        assert outbox is not None and state_box is not None
         self._persist()
         await outbox.ship()
         sent = outbox.take_sent()
         assigned = consumer.assignment()
         offsets = {tp: off for tp, off in self.done.items() if tp in assigned}
-        return self._finish_commit(consumer, sent, offsets, self._generation)
+        return self._finish_commit(consumer, state_box, sent, offsets, self._generation)
 
     async def _finish_commit(
         self,
         consumer: AIOKafkaConsumer,
+        state_box: hotpath.Outbox,
         sent: list[asyncio.Future[Any]],
         offsets: dict[TopicPartition, int],
         generation: int,
     ) -> None:
         if sent:
             await asyncio.gather(*sent)
+        await state_box.flush()
         if not offsets or generation != self._generation:
             return  # a rebalance came first: its own commit covers these
         try:
@@ -378,11 +391,13 @@ class Worker:
     async def on_revoked(self) -> None:
         async with self._hot_lock:
             self._generation += 1
-            if self.hot_consumer is not None:
-                await self._commit_now(self.hot_consumer)
-            self.engine.reset_routed()  # nothing is ours until an assignment says so
-            self.applied.clear()
-            self.done.clear()
+            try:
+                if self.hot_consumer is not None and self.fatal is None:
+                    await self._commit_now(self.hot_consumer)
+            finally:
+                self.engine.reset_routed()  # nothing is ours until an assignment says so
+                self.applied.clear()
+                self.done.clear()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._hot_lock:
@@ -702,11 +717,13 @@ class Worker:
                 self._write(f"offset:{mark}", int(mark.split(":")[1]), offset)
 
     def _write(self, key: str, partition: int, data: Any) -> None:
-        assert self.outbox is not None, "state is written by the hot path only"
+        """Encode a state record into the state outbox (sent by the commit, after the outputs
+        it covers are acknowledged)."""
+        assert self.state_box is not None, "state is written by the hot path only"
         # orjson: the state is our own JSON (no NaN can reach it: inputs with NaN are
         # rejected), and it is most of what the worker writes; ~7x faster than json.dumps
         value = orjson.dumps({"p": partition, "d": data})
-        self.outbox.add(self.state_name, orjson.dumps(key), value, partition)
+        self.state_box.add(self.state_name, orjson.dumps(key), value, partition)
 
     def _adopt(self, partitions: set[int], data: dict[str, Any]) -> None:
         """After an assignment: take over the state of the partitions this worker now owns,
@@ -930,7 +947,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.worker.on_revoked()
+        try:
+            await self.worker.on_revoked()
+        except Exception as exc:  # aiokafka would log it and go on: stop the worker instead
+            log.error("commit before a rebalance failed: %s", type(exc).__name__)
+            self.worker.fatal = self.worker.fatal or exc
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.worker.on_assigned(set(assigned))
+        try:
+            await self.worker.on_assigned(set(assigned))
+        except Exception as exc:  # deciding on a half-adopted state would overwrite it
+            log.error("state recovery failed: %s", type(exc).__name__)
+            self.worker.fatal = self.worker.fatal or exc
