@@ -219,9 +219,9 @@ class Run:
     def faust_floor(self) -> None:
         self._naive("count", self.sizes.floor_fixes, "faust_floor_fixes_per_s")
 
-    def latency(self) -> None:
+    def _measure_latency(self, relay: bool) -> bench_stream.Latency:
         s = self.sizes
-        lat = bench_stream.latency(
+        return bench_stream.latency(
             self.bootstrap,
             self.registry,
             LATENCY_RATE,
@@ -229,7 +229,11 @@ class Run:
             s.latency_warmup_s,
             LATENCY_EVERY,
             s.patrol_cars,
+            relay=relay,
         )
+
+    def latency(self) -> None:
+        lat = self._measure_latency(relay=False)
         r = self.results
         r["latency_rate_per_s"] = LATENCY_RATE
         r["latency_p50_ms"] = round(lat.quantile(0.50), 1)
@@ -247,17 +251,7 @@ class Run:
             raise RuntimeError(f"{lat.missing} of {lat.timed} timed violations raised no alert")
 
     def latency_relay(self) -> None:
-        s = self.sizes
-        lat = bench_stream.latency(
-            self.bootstrap,
-            self.registry,
-            LATENCY_RATE,
-            s.latency_s,
-            s.latency_warmup_s,
-            LATENCY_EVERY,
-            s.patrol_cars,
-            relay=True,
-        )
+        lat = self._measure_latency(relay=True)
         r = self.results
         r["latency_relay_p50_ms"] = round(lat.quantile(0.50), 1)
         r["latency_relay_p99_ms"] = round(lat.quantile(0.99), 1)
