@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,12 +51,52 @@ class BrokerStartError(RuntimeError):
     """The broker did not come up: port taken, binary missing, or it died while starting."""
 
 
+_EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_FLOOR = 10_000  # below this live well-known and registered services
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default if unreadable)."""
+    try:
+        low, high = (int(x) for x in _EPHEMERAL_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on `host` a moment ago (another process may still take it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+    """A TCP port that was free on `host` a moment ago (another process may still take it).
+
+    It is drawn from outside the kernel's ephemeral range. A port the kernel gave out for
+    `bind(0)` is also the kind it gives to outgoing connections, so a client connecting between
+    this call and the listener's bind could take it (CI saw exactly that: a metrics port taken
+    by the service's own Kafka client). A port below the range is never chosen by the kernel, and
+    this process never hands out the same one twice.
+    """
+    low, high = _ephemeral_range()
+    ranges = [(_LISTEN_FLOOR, low - 1)] if low - 1 > _LISTEN_FLOOR else []
+    if high < 65_000:
+        ranges.append((high + 1, 65_535))
+    rng = random.SystemRandom()
+    for _ in range(200):
+        if not ranges:
+            break
+        first, last = rng.choice(ranges)
+        port = rng.randint(first, last)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    with socket.socket() as sock:  # no room outside the ephemeral range: the old way
+        sock.bind((host, 0))
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 class EmbeddedBroker:

@@ -249,3 +249,15 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_free_port_never_hands_out_an_ephemeral_port_nor_the_same_port_twice() -> None:
+    # A listener port inside the kernel's ephemeral range can be taken by any outgoing connection
+    # between free_port() and the listener's bind; CI once lost a run to exactly that.
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert not [p for p in ports if low <= p <= high]
+    for port in ports[:20]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # still free
