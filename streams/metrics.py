@@ -16,6 +16,7 @@ from a small book of the alerts this process has seen revisions of (ids stay in 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
@@ -116,6 +117,25 @@ def _epoch(ts: object) -> float | None:
     except ValueError:
         return None
     return t.timestamp() if t.tzinfo is not None else None
+
+
+def observe_many(child: Any, value: float, n: int) -> None:
+    """`child.observe(value)` `n` times, at the cost of one: a batch of 2,000 records shares
+    one processing time, and 2,000 calls of `observe` were ~2.5 % of a draining worker's CPU.
+    Uses the histogram's own value holders (prometheus_client 0.2x: `_sum`, `_upper_bounds`,
+    `_buckets`, as `observe` does); falls back to the loop if they are not there.
+    tests/streams/test_metrics.py checks that the exposition is the same as n observations."""
+    try:
+        total, bounds, buckets = child._sum, child._upper_bounds, child._buckets
+    except AttributeError:
+        for _ in range(n):
+            child.observe(value)
+        return
+    if n <= 0:
+        return
+    child._raise_if_not_observable()
+    total.inc(value * n)
+    buckets[bisect.bisect_left(bounds, value)].inc(n)  # the first bound >= value, as observe
 
 
 class Metrics:
@@ -253,9 +273,7 @@ class Metrics:
     def processing(self, topic: object, seconds: float, n: int = 1) -> None:
         """`n` records of `topic` took `seconds` each (a batch)."""
         child = self.processing_seconds.labels(self.topic(topic))
-        value = max(0.0, float(seconds))
-        for _ in range(n):
-            child.observe(value)
+        observe_many(child, max(0.0, float(seconds)), n)
 
     def set_active_bans(self, n: int) -> None:
         self.active_bans.set(n)

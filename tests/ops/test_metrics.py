@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import urllib.request
 from collections.abc import Callable
@@ -280,6 +281,38 @@ def test_lag_of_a_partition_no_longer_owned_disappears() -> None:
     m.forget_consumer_lag("positions", 3)
     m.forget_consumer_lag("positions", 3)
     assert "banwatch_consumer_lag{" not in m.text()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.001, 0.0123, 0.25, 3.0, 1e9])
+def test_a_batch_is_n_observations_of_its_processing_time(seconds: float) -> None:
+    # Metrics.processing observes a batch in one step (observe_many): the exposition must be
+    # what n separate observations give, bucket by bucket, boundaries included
+    bulk, loop = Metrics(), Metrics()
+    bulk.processing("positions", seconds, 1500)
+    bulk.processing("positions", 0.002, 1)
+    child = loop.processing_seconds.labels("positions")
+    for _ in range(1500):
+        child.observe(seconds)
+    child.observe(0.002)
+
+    def series(m: Metrics) -> dict[str, float]:
+        lines = [x for x in m.text().splitlines() if x.startswith("banwatch_processing_seconds")]
+        return {name: float(v) for name, _, v in (x.rpartition(" ") for x in lines)}
+
+    got, want = series(bulk), series(loop)
+    assert got.keys() == want.keys()
+    for name, value in want.items():
+        if "_sum{" in name:  # value * n here, n additions there: equal up to rounding
+            assert math.isclose(got[name], value, rel_tol=1e-12), name
+        else:  # bucket counts and the count: exactly
+            assert got[name] == value, name
+    assert got['banwatch_processing_seconds_count{topic="positions"}'] == 1501
+
+
+def test_no_observation_for_an_empty_batch() -> None:
+    m = Metrics()
+    m.processing("positions", 0.5, 0)
+    assert 'banwatch_processing_seconds_count{topic="positions"} 0.0' in m.text()
 
 
 def test_the_served_endpoint_passes_promtool_check_metrics(promtool: str) -> None:
