@@ -484,8 +484,8 @@ class Worker:
         """Decide a restrained person's fix here; re-key a protected person's fix to each of
         the restrained persons of their bans. Invalid fixes become dead letters here."""
         d = decode(POSITIONS, key, raw, now, self.policy)
-        msg = Incoming(POSITIONS, key, raw, partition, offset)
         if isinstance(d, Rejected):
+            msg = Incoming(POSITIONS, key, raw, partition, offset)
             self._send(dead_letter(msg, d, now, self.policy.max_ban_record_bytes), hot=True)
             self._tally[(POSITIONS, Outcome.rejected, d.reason)] += 1
             return []
@@ -494,19 +494,21 @@ class Worker:
         person = d.person_id
         local: list[Incoming] = []
         targets: set[str] = set()
-        if reg.restraining(person):
+        if reg.restraining_ids(person):
             if partition_for(person) == partition:
                 local.append(
                     Incoming(POSITIONS, key, raw, partition, offset, scope=person, decoded=d)
                 )
             else:  # produced with another partitioner: send it where the person's state is
                 targets.add(person)
-        for ban_id in reg.protecting(person):
+        for ban_id in reg.protecting_ids(person):
             held = reg.get(ban_id)
             if held is not None:
                 targets.add(held.record.restrained_person)
-        for target in sorted(targets):
-            self._forward(target, msg, hot=True)
+        if targets:
+            msg = Incoming(POSITIONS, key, raw, partition, offset)
+            for target in sorted(targets):
+                self._forward(target, msg, hot=True)
         if not local:
             self._tally[(POSITIONS, Outcome.accepted, None)] += 1
         return local
