@@ -230,6 +230,7 @@ class Run:
             LATENCY_EVERY,
             s.patrol_cars,
             relay=relay,
+            broker_pid=self._broker.pid if self._broker is not None else None,
         )
 
     def latency(self) -> None:
@@ -242,6 +243,8 @@ class Run:
         r["latency_samples"] = len(lat.ms)
         r["latency_missing"] = lat.missing
         r["latency_achieved_rate_per_s"] = round(lat.achieved_per_s, 1)
+        r["latency_worker_cpu_share"] = lat.worker_cpu_share
+        r["latency_broker_cpu_share"] = lat.broker_cpu_share
         self.log(
             f"latency at {LATENCY_RATE:,.0f}/s (achieved {lat.achieved_per_s:,.0f}/s): "
             f"p50 {r['latency_p50_ms']} ms, p99 {r['latency_p99_ms']} ms, "
@@ -255,6 +258,8 @@ class Run:
         r = self.results
         r["latency_relay_p50_ms"] = round(lat.quantile(0.50), 1)
         r["latency_relay_p99_ms"] = round(lat.quantile(0.99), 1)
+        r["latency_relay_worker_cpu_share"] = lat.worker_cpu_share
+        r["latency_relay_broker_cpu_share"] = lat.broker_cpu_share
         self.log(
             f"relay latency at {LATENCY_RATE:,.0f}/s (nothing decided): "
             f"p50 {r['latency_relay_p50_ms']} ms, p99 {r['latency_relay_p99_ms']} ms"
@@ -381,6 +386,11 @@ def _fmt(v: float, unit: str = "") -> str:
     return f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:,.1f}{unit}"
 
 
+def _share(r: dict[str, Any], key: str) -> str:
+    v = r.get(key)
+    return "—" if not isinstance(v, (int, float)) else f"{v:.2f}"
+
+
 def table(r: dict[str, Any], t: dict[str, dict[str, Any]], s: Sizes) -> Table:
     def met(key: str) -> str:
         return "[green]yes[/]" if t[key]["met"] else "[red]no[/]"
@@ -450,6 +460,15 @@ def table(r: dict[str, Any], t: dict[str, dict[str, Any]], s: Sizes) -> Table:
         "  relay that decides nothing (context)",
         f"{_fmt(_num(r, 'latency_relay_p50_ms'))} / {_fmt(_num(r, 'latency_relay_p99_ms'))}",
         "",
+        "",
+        "",
+        "",
+    )
+    tab.add_row(
+        "  CPU cores, worker / broker (context)",
+        f"{_share(r, 'latency_worker_cpu_share')} / {_share(r, 'latency_broker_cpu_share')}",
+        f"{_share(r, 'latency_relay_worker_cpu_share')} / "
+        f"{_share(r, 'latency_relay_broker_cpu_share')}",
         "",
         "",
         "",

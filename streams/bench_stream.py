@@ -53,6 +53,13 @@ def partition_of(key: str) -> int:
 
 
 # ------------------------------------------------------------------ processes
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Proc:
     """A worker process that prints a line starting with `ready` once it consumes."""
 
@@ -104,8 +111,7 @@ class Proc:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the process has used so far."""
-        fields = self._proc_file("stat").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.pid)
 
     def memory_mb(self, key: str = "VmHWM") -> float:
         """`VmHWM` (peak resident set) or `VmRSS` from /proc/PID/status, in MiB."""
@@ -299,20 +305,22 @@ def drain(
     prefix = new_prefix(kind)
     names = setup(bootstrap, prefix, reg, patrol_cars)
     rate = 10_000.0
-    # Event times end 2 s before now: none is from the future when it arrives. The worker
-    # starts and settles after this (20 to 30 s), and a long drain outlasts `ack_sla_s`, so
-    # escalations of the first alerts are part of the work, as they would be in service.
-    t_start = now_utc() - timedelta(seconds=n_fixes / rate + 2)
-    fixes = workload.fixes(reg.background, n_fixes, start=t_start, rate_per_s=rate)
-    rnd = random.Random(3)
-    end = t_start + timedelta(seconds=n_fixes / rate)
-    sentinels = []
-    for s in reg.sentinels():
-        sentinels.append(workload.fix(s, end, False, True, rnd, device=f"EM-S{s.restrained[2:]}"))
     proc = start(prefix)
     try:
         ready = proc.start(600.0)
         settle_s = (settle or idle)(proc, prefix)
+        # Event times end 2 s before now: none is from the future when it arrives. They are
+        # stamped once the worker has settled: stamped before its start, they were as old as
+        # its start and settling (25 s to 200 s), and the wall-clock escalation of every alert
+        # opened on them came due at once, so the work varied with how long the start took.
+        t_start = now_utc() - timedelta(seconds=n_fixes / rate + 2)
+        fixes = workload.fixes(reg.background, n_fixes, start=t_start, rate_per_s=rate)
+        rnd = random.Random(3)
+        end = t_start + timedelta(seconds=n_fixes / rate)
+        sentinels = [
+            workload.fix(s, end, False, True, rnd, device=f"EM-S{s.restrained[2:]}")
+            for s in reg.sentinels()
+        ]
         figures = asyncio.run(_drain(proc, bootstrap, names, [*fixes, *sentinels], timeout_s))
     finally:
         proc.stop()
@@ -423,6 +431,9 @@ class Latency:
     timed: int
     missing: int
     ms: list[float] = field(default_factory=list)
+    # CPU used while fixes were produced, as a share of one core (context: 2 shared cores)
+    worker_cpu_share: float | None = None
+    broker_cpu_share: float | None = None
 
     def quantile(self, q: float) -> float:
         if not self.ms:
@@ -440,6 +451,7 @@ def latency(
     every: int,
     patrol_cars: int,
     relay: bool = False,
+    broker_pid: int | None = None,
 ) -> Latency:
     """Fixes at `rate` per second for `warmup_s` + `seconds`; in the timed part every
     `every`-th fix is a violation, timed from produce to its alert read back. With `relay`,
@@ -450,7 +462,16 @@ def latency(
     try:
         proc.start(600.0)
         (idle if relay else worker_settled(bootstrap))(proc, prefix)
-        return asyncio.run(_latency(bootstrap, names, reg, rate, seconds, warmup_s, every))
+        t0, w0 = time.monotonic(), proc.cpu_s()
+        b0 = cpu_s(broker_pid) if broker_pid is not None else 0.0
+        lat = asyncio.run(_latency(bootstrap, names, reg, rate, seconds, warmup_s, every))
+        # the whole step (warm-up, timed part, the wait for the last alerts): what the machine
+        # was doing while the figures were taken
+        took = time.monotonic() - t0
+        lat.worker_cpu_share = round((proc.cpu_s() - w0) / took, 2)
+        if broker_pid is not None:
+            lat.broker_cpu_share = round((cpu_s(broker_pid) - b0) / took, 2)
+        return lat
     finally:
         proc.stop()
 

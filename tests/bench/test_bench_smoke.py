@@ -46,6 +46,11 @@ def test_a_quick_run_writes_every_figure(tmp_path: Path) -> None:
         assert isinstance(value, int | float) and math.isfinite(value), (key, value)
         assert value > 0, (key, value)
     assert doc["errors"] == {} and doc["missing"] == [], doc["errors"]
+    # context for the latency figures: what the worker (or relay) and the broker used meanwhile
+    for step in ("latency", "latency_relay"):
+        for proc_name in ("worker", "broker"):
+            share = results.get(f"{step}_{proc_name}_cpu_share")
+            assert isinstance(share, float) and 0 < share < 64, (step, proc_name, share)
     assert proc.returncode == 0, proc.stderr[-3000:]
     machine = doc["machine"]
     assert machine["cores"] >= 1 and machine["cpu_model"] and machine["python"]
