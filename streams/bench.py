@@ -221,8 +221,9 @@ class Run:
 
     def _measure_latency(self, relay: bool) -> bench_stream.Latency:
         s = self.sizes
+        bootstrap = self.bootstrap  # starts the broker if this step is the first to need it
         return bench_stream.latency(
-            self.bootstrap,
+            bootstrap,
             self.registry,
             LATENCY_RATE,
             s.latency_s,

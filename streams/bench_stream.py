@@ -53,6 +53,16 @@ def partition_of(key: str) -> int:
 
 
 # ------------------------------------------------------------------ processes
+def _cpu_or_none(pid: int | None) -> float | None:
+    """`cpu_s(pid)`, or None without a pid or once the process is gone."""
+    if pid is None:
+        return None
+    try:
+        return cpu_s(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds process `pid` has used so far (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -269,6 +279,15 @@ def setup(bootstrap: str, prefix: str, reg: Registry, patrol_cars: int) -> Topic
     return names
 
 
+def refresh_patrols(bootstrap: str, names: TopicNames, patrol_cars: int, at: datetime) -> None:
+    """Publish every car's position again, stamped `at`, once the worker has settled: units
+    are recommended only if their position is within `max_patrol_age_s` (120 s) of the fix,
+    and a worker can take from 10 s to over 200 s to start and settle after `setup`. The
+    worker's patrol feed reads 400 records in well under the second waited here."""
+    publish(bootstrap, names.patrol_positions, workload.patrols(patrol_cars, at))
+    time.sleep(1.0)
+
+
 # ------------------------------------------------------------------ throughput
 @dataclass(slots=True)
 class Drain:
@@ -314,9 +333,10 @@ def drain(
         # its start and settling (25 s to 200 s), and the wall-clock escalation of every alert
         # opened on them came due at once, so the work varied with how long the start took.
         t_start = now_utc() - timedelta(seconds=n_fixes / rate + 2)
+        end = t_start + timedelta(seconds=n_fixes / rate)
+        refresh_patrols(bootstrap, names, patrol_cars, end)
         fixes = workload.fixes(reg.background, n_fixes, start=t_start, rate_per_s=rate)
         rnd = random.Random(3)
-        end = t_start + timedelta(seconds=n_fixes / rate)
         sentinels = [
             workload.fix(s, end, False, True, rnd, device=f"EM-S{s.restrained[2:]}")
             for s in reg.sentinels()
@@ -431,7 +451,7 @@ class Latency:
     timed: int
     missing: int
     ms: list[float] = field(default_factory=list)
-    # CPU used while fixes were produced, as a share of one core (context: 2 shared cores)
+    # CPU used during the step, as a share of one core (context for the figures)
     worker_cpu_share: float | None = None
     broker_cpu_share: float | None = None
 
@@ -462,15 +482,17 @@ def latency(
     try:
         proc.start(600.0)
         (idle if relay else worker_settled(bootstrap))(proc, prefix)
+        refresh_patrols(bootstrap, names, patrol_cars, now_utc())
         t0, w0 = time.monotonic(), proc.cpu_s()
-        b0 = cpu_s(broker_pid) if broker_pid is not None else 0.0
+        b0 = _cpu_or_none(broker_pid)
         lat = asyncio.run(_latency(bootstrap, names, reg, rate, seconds, warmup_s, every))
-        # the whole step (warm-up, timed part, the wait for the last alerts): what the machine
-        # was doing while the figures were taken
+        # the whole step (warm-up, timed part, the wait for the last alerts): what the worker
+        # and the broker used while the figures were taken
         took = time.monotonic() - t0
         lat.worker_cpu_share = round((proc.cpu_s() - w0) / took, 2)
-        if broker_pid is not None:
-            lat.broker_cpu_share = round((cpu_s(broker_pid) - b0) / took, 2)
+        b1 = _cpu_or_none(broker_pid)
+        if b0 is not None and b1 is not None:
+            lat.broker_cpu_share = round((b1 - b0) / took, 2)
         return lat
     finally:
         proc.stop()
