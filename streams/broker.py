@@ -15,6 +15,7 @@ served by a front in this process, and Tansu listens on a private loopback port 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import shutil
@@ -51,9 +52,13 @@ class BrokerStartError(RuntimeError):
     """The broker did not come up: port taken, binary missing, or it died while starting."""
 
 
+log = logging.getLogger("banwatch.broker")
+
 _EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LISTEN_FLOOR = 10_000  # below this live well-known and registered services
 _handed_out: set[int] = set()
+_lock = threading.Lock()
+_warned = False
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -65,6 +70,15 @@ def _ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
+def listener_port_ranges() -> list[tuple[int, int]]:
+    """Port ranges (inclusive) the kernel never hands to outgoing connections on this machine."""
+    low, high = _ephemeral_range()
+    ranges = [(_LISTEN_FLOOR, low - 1)] if low - 1 >= _LISTEN_FLOOR else []
+    if high < 65_535:
+        ranges.append((high + 1, 65_535))
+    return ranges
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on `host` a moment ago (another process may still take it).
 
@@ -72,31 +86,37 @@ def free_port(host: str = "127.0.0.1") -> int:
     `bind(0)` is also the kind it gives to outgoing connections, so a client connecting between
     this call and the listener's bind could take it (CI saw exactly that: a metrics port taken
     by the service's own Kafka client). A port below the range is never chosen by the kernel, and
-    this process never hands out the same one twice.
+    this process never hands out the same one twice. Where the ephemeral range leaves no room
+    (e.g. 1024-65535), it falls back to `bind(0)` and says so once.
     """
-    low, high = _ephemeral_range()
-    ranges = [(_LISTEN_FLOOR, low - 1)] if low - 1 > _LISTEN_FLOOR else []
-    if high < 65_000:
-        ranges.append((high + 1, 65_535))
+    global _warned
+    ranges = listener_port_ranges()
+    weights = [last - first + 1 for first, last in ranges]
     rng = random.SystemRandom()
-    for _ in range(200):
-        if not ranges:
-            break
-        first, last = rng.choice(ranges)
-        port = rng.randint(first, last)
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
+    with _lock:
+        for _ in range(200 if ranges else 0):
+            first, last = rng.choices(ranges, weights)[0]
+            port = rng.randint(first, last)
+            if port in _handed_out:
                 continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+        if not _warned:
+            _warned = True
+            log.warning("no free port outside the ephemeral range: using bind(0)")
+        for _ in range(50):
+            with socket.socket() as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                break
         _handed_out.add(port)
         return port
-    with socket.socket() as sock:  # no room outside the ephemeral range: the old way
-        sock.bind((host, 0))
-        fallback: int = sock.getsockname()[1]
-        return fallback
 
 
 class EmbeddedBroker:
