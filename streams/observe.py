@@ -49,12 +49,7 @@ def _safely(fn: Any, *args: Any) -> None:
         log.error("metric not recorded: %s", exc)
 
 
-def refresh(
-    worker: Worker,
-    metrics: Metrics,
-    shown: set[tuple[str, int]] | None = None,
-    bans: bool = True,
-) -> None:
+def refresh(worker: Worker, metrics: Metrics, shown: set[tuple[str, int]], bans: bool) -> None:
     """Set the gauges (active bans too if `bans`). `shown`: the lag series set last time; a
     partition this worker no longer owns loses its series (its last value would otherwise
     stay on the dashboard)."""
@@ -87,11 +82,10 @@ def refresh(
         except ValueError:
             continue  # a faust-internal topic (changelogs): not a contract label
         now.add((label, partition))
-    if shown is not None:
-        for label, partition in shown - now:
-            metrics.forget_consumer_lag(label, partition)
-        shown.clear()
-        shown.update(now)
+    for label, partition in shown - now:
+        metrics.forget_consumer_lag(label, partition)
+    shown.clear()
+    shown.update(now)
 
 
 def _active(held: Any) -> bool:
