@@ -162,6 +162,11 @@ class BanState:
         what = f"zone '{zone_id}'{buf}"
         if lvl is Confidence.confirmed:
             why = f"fix inside {what}, accuracy disc fully inside"
+        elif lvl is Confidence.probable and coarse:
+            why = (
+                f"fix inside {what}; accuracy {fix.accuracy_m:g} m exceeds "
+                f"{pol.max_accuracy_m:g} m, but even a disc twice as wide is inside: probable"
+            )
         elif lvl is Confidence.probable:
             why = f"fix inside {what}, accuracy disc partly outside"
         elif lvl is Confidence.possible and coarse and sd <= 0:

@@ -8,7 +8,9 @@ radius of uncertainty (one disc for zones, both persons' discs for proximity):
 - `probable`:  the fix itself is inside           sd <= 0
 - `possible`:  only the disc reaches in           sd - spread <= 0
 
-A fix less accurate than `max_accuracy_m` counts at most as `possible`.
+A fix less accurate than `max_accuracy_m` (*coarse*) is never `confirmed`: it is `probable` when
+the breach holds even with every accuracy disc at twice its radius (sd + 2·spread <= 0, contract
+v2 rule 10), else at most `possible`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def level(sd: float, spread: float, coarse: bool) -> Confidence | None:
     if sd - spread > 0.0:
         return None
     if coarse:
-        return Confidence.possible
+        return Confidence.probable if sd + 2.0 * spread <= 0.0 else Confidence.possible
     if sd + spread <= 0.0:
         return Confidence.confirmed
     if sd <= 0.0:

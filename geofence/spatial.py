@@ -2,7 +2,9 @@
 
 `ZoneTable` keeps the zones of all bans in numpy columns so that many (point, zone) pairs are
 measured in one vectorised pass: project each point into its zone's plane (numpy), then one
-shapely call for all polygon pairs. `ZoneIndex` answers "which zones contain this point" for
+shapely call for all polygon pairs; only the pairs inside zone + buffer of a buffered polygon
+take a second, per-zone step (the exact depth in its buffered shape, see `zones`). Distances are
+metres, points (lat, lon) in WGS84 degrees, the same signed distance as `zones.signed_distance`. `ZoneIndex` answers "which zones contain this point" for
 position-matched incidents: an STRtree over lon/lat envelopes, rebuilt in bulk, plus a small
 list of zones added since the last build that is scanned directly, so that bans arriving one by
 one never trigger a rebuild per ban.
@@ -19,6 +21,7 @@ from geofence.zones import Zone
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class ZoneTable:
@@ -82,17 +85,40 @@ class ZoneTable:
         xy = project_pairs(
             lats, lons, self._origins[slots], self._easts[slots], self._norths[slots]
         )
-        out = np.hypot(xy[:, 0], xy[:, 1])
+        out = np.hypot(xy[:, 0], xy[:, 1]) - self._reach[slots]
         poly = ~self._circle[slots]
         if poly.any():
             pslots = slots[poly]
             pts = shapely.points(xy[poly])
+            reach = self._reach[pslots]
             d = shapely.distance(self._geoms[pslots], pts)
             inside = d == 0.0
             if inside.any():
                 d[inside] = -shapely.distance(self._bounds[pslots[inside]], pts[inside])
-            out[poly] = d
-        return out - self._reach[slots]
+            sd = d - reach
+            deep = (sd <= 0.0) & (reach > 0.0)
+            if deep.any():
+                self._buffered_depths(pslots, pts, sd, deep)
+            out[poly] = sd
+        return out
+
+    def _buffered_depths(
+        self, slots: IntArray, pts: npt.NDArray[np.object_], sd: FloatArray, deep: BoolArray
+    ) -> None:
+        """Exact depths (rule 2) in place, for the points inside zone + buffer of a buffered
+        polygon zone: as `zones.signed_distance`, zone by zone."""
+        idx = np.flatnonzero(deep)
+        for slot in np.unique(slots[idx]):
+            zone = self.zones[slot]
+            assert zone is not None
+            b = zone.buffered()
+            mine = idx[slots[idx] == slot]
+            p = pts[mine]
+            covered = shapely.covers(b.shape, p)
+            if covered.any():
+                at = mine[covered]
+                depth = b.excess_m - shapely.distance(b.boundary, p[covered])
+                sd[at] = np.minimum(sd[at], depth)
 
 
 class ZoneIndex:

@@ -1,23 +1,36 @@
 """Zones of a contact ban, compiled into metric geometry.
 
-A zone is a GeoJSON Polygon or MultiPolygon (holes allowed), or a Point with `radius_m`, widened
-by `buffer_m`. Each zone is projected once into a local tangent plane anchored at its own
-centre (see `geodesy.Frame`), where shapely measures in metres. Polygon edges are straight
-lines in that plane; for zones of a few kilometres that is the same as straight in lon/lat,
-and a polygon crossing the antimeridian may be given split (RFC 7946) or with longitudes
-jumping across ±180: both describe the same shape here.
+Input: a GeoJSON Polygon or MultiPolygon (holes allowed) or a Point with `radius_m`, in WGS84
+degrees, positions `[lon, lat]` (GeoJSON order; every other function here takes `lat, lon`),
+widened by `buffer_m` metres. All distances are metres on the ground.
+
+Edges are straight lines in lon/lat (RFC 7946; contract v2 rule 1), not geodesics and not
+straight in any plane. Each zone is measured in a local tangent plane anchored at its own centre
+(`geodesy.Frame`, x east, y north, metres), where shapely works; the image of a lon/lat-straight
+edge there is a curve, so every edge is first densified in lon/lat, adaptively, until the planar
+chords stray less than ~1 cm from that curve (DENSIFY_TOL_M; the sag grows with the edge's
+length squared, so zones of a few hundred metres get no extra points and a 200 km east-west edge
+at 60° N about 370). The plane keeps distances near an edge to within a relative 2.5e-4 at the
+corner of a 200 km zone (141 km from the anchor; 1.3e-4 at 100 km): 7 cm at 300 m from an edge
+there, nothing near it. A polygon crossing the antimeridian may be given split (RFC 7946) or
+with longitudes jumping across ±180 (each edge then goes the short way round): both describe
+the same shape.
 
 The *signed distance* of a point to a zone is the basis of every breach decision: positive
 metres outside zone + buffer, zero on its boundary (a boundary point is inside), negative
-inside (minus the depth). For circles it is exact; for polygons the depth inside is the
-distance to the nearest ring plus the buffer, which is exact for convex corners and errs
-towards a shallower depth (never towards "inside") elsewhere.
+inside, where it is minus the depth: the distance to the boundary of the buffered shape
+(contract v2 rule 2), also in concave shapes (a courtyard that the buffer fills is deep inside).
+For circles it is exact. For polygons with a buffer the depth comes from the zone's buffered
+polygon (`Zone.buffered`, built on first need), whose arcs are drawn with chords inscribed in
+the true arcs (at most BUFFER_TOL_M inside them), so the depth is a lower bound short by at
+most ~1 cm, combined with the analytic lower bounds (depth to the rings + buffer inside the
+zone, buffer − distance in the buffer band), which are exact for convex shapes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -26,12 +39,62 @@ from shapely.geometry.base import BaseGeometry
 from geofence.geodesy import Frame, mean_anchor
 from geofence.records import ZoneFeature
 
-MAX_VERTICES = 20_000
+MAX_VERTICES = 20_000  # as given: the points densification adds do not count
 MAX_EXTENT_M = 200_000.0
+MAX_DENSIFIED = 200_000  # points after densification, all rings of a zone together
+DENSIFY_TOL_M = 0.01  # how far a planar chord may stray from a lon/lat-straight edge
+BUFFER_TOL_M = 0.01  # how far the buffered shape's chords may fall inside its true arcs
 
 
 class ZoneError(ValueError):
     """A zone's geometry cannot be used; the message names the zone and the defect."""
+
+
+@dataclass(frozen=True)
+class Buffered:
+    """Zone + buffer as a polygon, for depths inside it (rule 2), built once per zone.
+
+    `shape` is shapely's buffer of the zone, its arcs drawn with `quad_segs` chords whose
+    vertices lie on the arcs, so chords fall inside the true arcs by at most `sag_m`
+    (≤ BUFFER_TOL_M unless the buffer is over ~50 km). GEOS may simplify shallow concave
+    stretches of the rings before buffering, pushing the shape outwards: `excess_m` is how
+    far its boundary vertices measure beyond `buffer_m` from the zone (0 when it did not).
+    For a point inside, `depth(shape) - excess_m` is then a lower bound of the true depth,
+    and at most `sag_m + excess_m` below it.
+    """
+
+    shape: BaseGeometry
+    boundary: BaseGeometry
+    quad_segs: int
+    sag_m: float
+    excess_m: float
+
+
+def quad_segs_for(buffer_m: float) -> int:
+    """Chords per quarter circle so that an arc of radius `buffer_m` is followed within
+    BUFFER_TOL_M (sag r·(1 − cos(π/4q))): 40 for 50 m, 125 for 500 m; 8 to 512."""
+    if buffer_m <= BUFFER_TOL_M:
+        return 8
+    q = math.ceil(math.pi / (4.0 * math.acos(1.0 - BUFFER_TOL_M / buffer_m)))
+    return max(8, min(512, q))
+
+
+def _buffered(geom: BaseGeometry, buffer_m: float) -> Buffered:
+    q = quad_segs_for(buffer_m)
+    shape = shapely.buffer(geom, buffer_m, quad_segs=q)
+    shapely.prepare(shape)
+    # how far the vertices of the buffer's boundary lie from the zone, via the zone's
+    # boundary segments (the vertices are all outside the zone)
+    segs = []
+    for line in shapely.get_parts(geom.boundary):
+        c = shapely.get_coordinates(line)
+        segs.append(np.stack([c[:-1], c[1:]], axis=1))
+    tree = shapely.STRtree(shapely.linestrings(np.concatenate(segs)))
+    verts = shapely.points(shapely.get_coordinates(shape.boundary))
+    _, dist = tree.query_nearest(verts, return_distance=True, all_matches=False)
+    excess = max(0.0, float(dist.max()) - buffer_m) if dist.size else 0.0
+    sag = buffer_m * (1.0 - math.cos(math.pi / (4.0 * q)))
+    return Buffered(shape, shape.boundary, q, sag, excess)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +110,20 @@ class Zone:
     buffer_m: float
     radius_m: float | None
     bounds_lonlat: tuple[tuple[float, float, float, float], ...]  # envelope(s) incl. reach
+    _memo: dict[str, Buffered] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_circle(self) -> bool:
         return self.boundary is None
+
+    def buffered(self) -> Buffered:
+        """Zone + buffer as a polygon (polygon zones with a buffer only), built on first use:
+        only fixes inside zone + buffer need it, so most zones never build one."""
+        b = self._memo.get("b")
+        if b is None:
+            assert self.boundary is not None and self.buffer_m > 0.0
+            b = self._memo["b"] = _buffered(self.geom, self.buffer_m)
+        return b
 
 
 def _ring(coords: object, where: str) -> np.ndarray:
@@ -90,19 +163,18 @@ def _polygons(geometry_type: str, coords: object, where: str) -> list[list[np.nd
 def _envelopes(
     lats: np.ndarray, lons: np.ndarray, margin_m: float
 ) -> tuple[tuple[float, float, float, float], ...]:
-    """Lon/lat boxes that surely contain everything within `margin_m` of the points.
+    """Lon/lat boxes that surely contain everything within `margin_m` of the points' polygon.
 
-    Split in two when the shape straddles the antimeridian; the full longitude range near
-    the poles. Generous by design: the exact test happens in metres afterwards.
+    Edges are straight in lon/lat, so the box of the vertices holds the whole polygon (split
+    in two when the shape straddles the antimeridian; the full longitude range near the
+    poles). The margin is widened by 1 m for the planar chords between densified points
+    (< 1 cm off the true edges) and converted to degrees generously (110 km a degree of
+    latitude, 110 km × cos(lat) of longitude: over 0.5 % to spare, far more than the local
+    plane's scale error of under 0.03 % within 150 km of the anchor). The exact test happens
+    in metres afterwards.
     """
-    # A polygon edge is straight in the zone's local plane, which in lon/lat bows poleward of
-    # the edge's end points by about L² tan(lat) / 8R for an east-west extent L: widen by
-    # twice that (a wrapped longitude span only over-widens, which is harmless).
-    abs_lat = min(float(np.abs(lats).max()), 89.0)
-    span_deg = float(lons.max()) - float(lons.min())
-    extent_m = span_deg * 111_320.0 * math.cos(math.radians(float(np.abs(lats).min())))
-    bulge_m = extent_m**2 * math.tan(math.radians(abs_lat)) / (4 * 6_371_000.0)
-    dlat = (margin_m + bulge_m) / 110_000.0 + 1e-6
+    margin_m = margin_m + 1.0
+    dlat = margin_m / 110_000.0 + 1e-6
     lat_lo = float(lats.min()) - dlat
     lat_hi = float(lats.max()) + dlat
     if lat_hi >= 89.0 or lat_lo <= -89.0:
@@ -124,6 +196,67 @@ def _envelopes(
         if hi > 180.0:
             boxes.append((-180.0, lat_lo, hi - 360.0, lat_hi))
     return tuple(boxes)
+
+
+def _unwrap(lon: np.ndarray) -> np.ndarray:
+    """Longitudes made continuous along a ring: each step taken the short way round, so an
+    edge from 179.9 to -179.9 is 0.2° long (values may leave [-180, 180]; `Frame` does not
+    mind)."""
+    step = (np.diff(lon) + 180.0) % 360.0 - 180.0
+    return np.concatenate([lon[:1], lon[0] + np.cumsum(step)])
+
+
+def _deviation(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distance of each point p from the line through a and b (all (n, 2), metres)."""
+    ab = b - a
+    length = np.hypot(ab[:, 0], ab[:, 1])
+    cross = np.abs(ab[:, 0] * (p[:, 1] - a[:, 1]) - ab[:, 1] * (p[:, 0] - a[:, 0]))
+    out: np.ndarray = np.divide(cross, length, out=np.zeros_like(cross), where=length > 0)
+    return out
+
+
+def _edge_pieces(frame: Frame, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """How many planar chords each lon/lat-straight edge of a ring needs so that none strays
+    more than about DENSIFY_TOL_M from the edge's image in the plane.
+
+    The image of a lon/lat-straight edge bows away from its chord by a sag that grows with
+    the edge's length squared: measured at the edge's quarter, middle and three-quarter
+    points (an S-bend shows at the quarters), k equal pieces in lon/lat leave sag / k².
+    """
+    m = len(lat) - 1
+    dlat, dlon = np.diff(lat), np.diff(lon)
+    ts = (0.5, 0.25, 0.75)
+    xy = frame.project(
+        np.concatenate([lat, *(lat[:-1] + t * dlat for t in ts)]),
+        np.concatenate([lon, *(lon[:-1] + t * dlon for t in ts)]),
+    )
+    a, b = xy[:m], xy[1 : m + 1]
+    sag = np.zeros(m)
+    for i, scale in enumerate((1.0, 0.75, 0.75)):
+        p = xy[m + 1 + i * m : m + 1 + (i + 1) * m]
+        sag = np.maximum(sag, _deviation(a, b, p) / scale)
+    pieces = np.ceil(np.sqrt(sag / DENSIFY_TOL_M)).astype(np.int64)
+    out: np.ndarray = np.maximum(pieces, 1)
+    return out
+
+
+def _densified(frame: Frame, lat: np.ndarray, lon: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """The ring's planar vertices, with `pieces[i] - 1` points added evenly (in lon/lat) on
+    edge i: an (n, 2) array in metres."""
+    if (pieces == 1).all():
+        return frame.project(lat, lon)
+    edge = np.repeat(np.arange(len(pieces)), pieces)
+    first = np.repeat(np.cumsum(pieces) - pieces, pieces)
+    t = (np.arange(int(pieces.sum())) - first) / np.repeat(pieces, pieces)
+    dlat, dlon = np.diff(lat), np.diff(lon)
+    lats = np.append(lat[edge] + t * dlat[edge], lat[-1])
+    lons = np.append(lon[edge] + t * dlon[edge], lon[-1])
+    return frame.project(lats, lons)
+
+
+def _no_area(poly: BaseGeometry) -> bool:
+    """Under 1 m² or thinner than half a metre on average: a line, not an area."""
+    return bool(poly.is_empty or poly.area < 1.0 or 2 * poly.area / poly.length < 0.5)
 
 
 def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
@@ -167,16 +300,28 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
         raise ZoneError(f"{where}: more than {MAX_VERTICES} vertices")
     alat, alon = mean_anchor(allpts[:, 1], allpts[:, 0])
     frame = Frame.at(alat, alon)
+    # edges are straight in lon/lat (RFC 7946): densify each edge in lon/lat before
+    # projecting, so that the planar chords follow its curved image in the plane
+    unwrapped = [[(r[:, 1], _unwrap(r[:, 0])) for r in rings] for rings in polys]
+    pieces = [[_edge_pieces(frame, la, lo) for la, lo in rings] for rings in unwrapped]
+    total = sum(int(k.sum()) for ks in pieces for k in ks)
+    if total > MAX_DENSIFIED:
+        raise ZoneError(
+            f"{where}: edges too long to follow in lon/lat within {MAX_DENSIFIED} points; "
+            "split long edges or the zone"
+        )
     shapes = []
-    for pi, rings in enumerate(polys):
-        metric = [frame.project(r[:, 1], r[:, 0]) for r in rings]
+    for pi, (rings, ks) in enumerate(zip(unwrapped, pieces, strict=True)):
+        metric = [_densified(frame, la, lo, k) for (la, lo), k in zip(rings, ks, strict=True)]
         poly = shapely.Polygon(metric[0], metric[1:])
+        if not poly.is_valid and _no_area(shapely.make_valid(poly)):
+            # e.g. positions on one parallel: densified, the ring retraces its own path
+            raise ZoneError(f"{where}: polygon {pi} is empty or has no area")
         if not poly.is_valid:
             # drop the location shapely appends: errors must not carry coordinates
             reason = shapely.is_valid_reason(poly).split("[")[0]
             raise ZoneError(f"{where}: polygon {pi} is invalid: {reason}")
-        # under 1 m² or thinner than half a metre on average: a line, not an area
-        if poly.is_empty or poly.area < 1.0 or 2 * poly.area / poly.length < 0.5:
+        if _no_area(poly):
             raise ZoneError(f"{where}: polygon {pi} is empty or has no area")
         shapes.append(poly)
     # parts split at the antimeridian meet within nanometres: a micrometre grid merges them
@@ -204,14 +349,20 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
 def signed_distance(zone: Zone, lat: float, lon: float) -> float:
     """Signed distance in metres from (lat, lon) to zone + buffer (see module doc).
 
-    The scalar reference implementation; `evaluation.signed_distances` is the batched one and
+    The scalar reference implementation; `ZoneTable.signed_distances` is the batched one and
     must agree with it.
     """
     x, y = zone.frame.project(np.array([lat]), np.array([lon]))[0]
     if zone.boundary is None:
         return math.hypot(x, y) - zone.reach_m
     p = shapely.Point(x, y)
-    d = zone.geom.distance(p)
-    if d == 0.0:
-        d = -zone.boundary.distance(p)
-    return float(d - zone.reach_m)
+    d = float(zone.geom.distance(p))
+    # lower bounds of the depth: inside the zone, depth to its rings + buffer; in the buffer
+    # band, buffer - distance. Exact for convex shapes, short in concave ones:
+    sd = d - zone.buffer_m if d > 0.0 else -(float(zone.boundary.distance(p)) + zone.buffer_m)
+    if sd <= 0.0 and zone.buffer_m > 0.0:
+        # the depth in the buffered shape is exact in concave shapes too (to within cm)
+        b = zone.buffered()
+        if b.shape.covers(p):
+            sd = min(sd, b.excess_m - float(b.boundary.distance(p)))
+    return sd

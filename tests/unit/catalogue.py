@@ -498,7 +498,9 @@ SODERTALJE_BLOCK = Case(
         Probe("in the long arm", 59.1970, 17.6267, "inside"),
         Probe("in the short arm", 59.1955, 17.6285, "inside"),
         Probe("deep in the notch", 59.1970, 17.6286, "outside"),
-        Probe("reflex vertex", 59.1960, 17.6275, "inside", -20.0, 0.01),
+        # contract v2 rule 2: the depth is to the buffered shape's boundary, here the corner
+        # where the two 20 m offsets of the notch's walls meet, 20·√2 m away
+        Probe("reflex vertex", 59.1960, 17.6275, "inside", -20.0 * math.sqrt(2.0), 0.02),
         Probe(
             "10 m into the notch from the arm",
             *direct(59.19675, 17.6275, 90.0, 10.0),

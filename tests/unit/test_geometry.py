@@ -196,29 +196,38 @@ def test_distance_agrees_with_geodesic(case: Case, azimuth: float, s: float) -> 
 
 # --------------------------------------------------------------------- spatial index
 @pytest.mark.parametrize(
-    ("feature", "lat", "lon"),
+    ("feature", "lat", "lon", "s"),
     [
         pytest.param(
             rect("wide", 17.0, 59.0, 17.4, 59.1),
-            *direct(59.1, 17.2, 0.0, 5.0),
-            id="23 km box at lat 59, 5 m north of its north edge",
+            59.1,
+            17.2,
+            5.0,
+            id="23 km box at lat 59, 5 m either side of its north edge",
         ),
         pytest.param(
             rect("polar", 30.0, 85.0, 30.2, 85.01),
-            *direct(85.01, 30.1, 0.0, 0.5),
-            id="1.9 km box at lat 85, 0.5 m north of its north edge",
+            85.01,
+            30.1,
+            0.5,
+            id="1.9 km box at lat 85, 0.5 m either side of its north edge",
         ),
     ],
 )
-def test_index_finds_points_inside_the_bulge_of_wide_polygons(
-    feature: dict[str, object], lat: float, lon: float
+def test_wide_polygons_end_at_the_parallel_of_their_north_edge(
+    feature: dict[str, object], lat: float, lon: float, s: float
 ) -> None:
+    """Contract v2 rule 1: the north edge is the parallel itself (straight in lon/lat), not
+    a chord bulging north of it in a local plane; the index finds the point just inside."""
     zone = compile_zone(zone_feature(feature))
-    assert signed_distance(zone, lat, lon) < 0.0  # inside the zone as compiled
     table = ZoneTable()
     index = ZoneIndex(table)
     index.add(table.add(zone))
-    assert index.containing(lat, lon).tolist() == [0]
+    north, south = direct(lat, lon, 0.0, s), direct(lat, lon, 180.0, s)
+    assert signed_distance(zone, *north) == pytest.approx(s, abs=0.01)
+    assert signed_distance(zone, *south) == pytest.approx(-s, abs=0.01)
+    assert index.containing(*north).tolist() == []
+    assert index.containing(*south).tolist() == [0]
 
 
 @pytest.mark.parametrize(("case", "probe"), _probe_params())
@@ -254,8 +263,11 @@ def test_index_agrees_with_signed_distance_on_the_catalogue(case: Case, probe: P
         pytest.param(5.0, 5.0, False, Confidence.possible, id="disc touches boundary outside"),
         pytest.param(5.001, 5.0, False, None, id="disc just outside"),
         pytest.param(500.0, 5.0, False, None, id="far outside"),
-        pytest.param(-1000.0, 150.0, True, Confidence.possible, id="coarse deep inside"),
-        pytest.param(-10.0, 5.0, True, Confidence.possible, id="coarse caps confirmed"),
+        pytest.param(-1000.0, 150.0, True, Confidence.probable, id="coarse deep inside"),
+        pytest.param(-300.0, 150.0, True, Confidence.probable, id="coarse: 2x disc touches"),
+        pytest.param(-299.999, 150.0, True, Confidence.possible, id="coarse: 2x disc out"),
+        pytest.param(-10.0, 5.0, True, Confidence.probable, id="coarse caps confirmed"),
+        pytest.param(-9.999, 5.0, True, Confidence.possible, id="coarse, 2x disc crosses"),
         pytest.param(0.0, 5.0, True, Confidence.possible, id="coarse on boundary"),
         pytest.param(5.0, 5.0, True, Confidence.possible, id="coarse disc touches"),
         pytest.param(5.001, 5.0, True, None, id="coarse disc outside"),
@@ -277,15 +289,18 @@ def test_confidence_ranks_order_by_severity() -> None:
     [
         pytest.param(99.9, "confirmed", 1, id="below max_accuracy_m"),
         pytest.param(100.0, "confirmed", 1, id="at max_accuracy_m"),
-        pytest.param(100.1, "possible", 2, id="above max_accuracy_m: at most possible"),
+        pytest.param(100.1, "probable", 1, id="coarse, inside at twice its accuracy"),
+        pytest.param(150.0, "probable", 1, id="coarse, twice its accuracy touches the edge"),
+        pytest.param(150.1, "possible", 2, id="coarse, twice its accuracy reaches out"),
         pytest.param(250.0, "possible", 2, id="far above max_accuracy_m"),
     ],
 )
-def test_coarse_fix_counts_at_most_as_possible(
+def test_coarse_fix_is_probable_only_when_inside_at_twice_its_accuracy(
     accuracy_m: float, confidence: str, priority: int
 ) -> None:
     """A fix at the centre of a 300 m circle: the disc is inside unless accuracy > 300 m; the
-    policy's max_accuracy_m (100) alone decides whether it is coarse."""
+    policy's max_accuracy_m (100) decides whether it is coarse, and a coarse fix is probable
+    (priority 1) when the disc at twice its radius is still inside (contract v2 rule 10)."""
     engine = Engine(Policy(), event_clock=True)
     value = ban(features=[CIRCLE.feature], proximity_m=None, electronic_monitoring=False)
     engine.handle(Incoming(BANS, value["ban_id"], encode(value)), NOW)
