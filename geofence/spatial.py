@@ -3,8 +3,11 @@
 `ZoneTable` keeps the zones of all bans in numpy columns so that many (point, zone) pairs are
 measured in one vectorised pass: project each point into its zone's plane (numpy), then one
 shapely call for all polygon pairs; only the pairs inside zone + buffer of a buffered polygon
-take a second, per-zone step (the exact depth in its buffered shape, see `zones`). Distances are
-metres, points (lat, lon) in WGS84 degrees, the same signed distance as `zones.signed_distance`. `ZoneIndex` answers "which zones contain this point" for
+take a second, per-zone step (the exact depth in its buffered shape, see `zones`). Points are
+(lat, lon) in WGS84 degrees, distances metres: the same signed distance as
+`zones.signed_distance`.
+
+`ZoneIndex` answers "which zones contain this point" (zone + buffer, boundary inside) for
 position-matched incidents: an STRtree over lon/lat envelopes, rebuilt in bulk, plus a small
 list of zones added since the last build that is scanned directly, so that bans arriving one by
 one never trigger a rebuild per ban.

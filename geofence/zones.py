@@ -202,8 +202,11 @@ def _unwrap(lon: np.ndarray) -> np.ndarray:
     """Longitudes made continuous along a ring: each step taken the short way round, so an
     edge from 179.9 to -179.9 is 0.2° long (values may leave [-180, 180]; `Frame` does not
     mind)."""
-    step = (np.diff(lon) + 180.0) % 360.0 - 180.0
-    return np.concatenate([lon[:1], lon[0] + np.cumsum(step)])
+    raw = np.diff(lon)
+    turns = np.round((((raw + 180.0) % 360.0 - 180.0) - raw) / 360.0)
+    # whole turns only, so that a closed ring stays exactly closed
+    out: np.ndarray = lon + 360.0 * np.concatenate([[0.0], np.cumsum(turns)])
+    return out
 
 
 def _deviation(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from tests.unit.catalogue import (
     circle,
     direct,
     encode,
+    feature,
     fix,
     incident,
     patrol,
@@ -55,20 +56,32 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 BASES = [CENTRE, (-17.0, 179.998), (-17.0, -179.998)]
 
 
+def _wrap(lon: float) -> float:
+    return (lon + 180.0) % 360.0 - 180.0
+
+
 @st.composite
 def zone_features(draw: st.DrawFn, zone_id: str, bases: list[tuple[float, float]]) -> Json:
-    """A circle or a lon/lat rectangle (at most 1 km a side), within 2 km of a base point;
-    rectangles reaching across the antimeridian get longitudes jumping from +179.x to -179.x.
-    At most 1 km: wider polygons trip the index envelope bug pinned in test_geometry
-    (test_index_finds_points_inside_the_bulge_of_wide_polygons)."""
+    """A circle, a lon/lat rectangle (mostly at most 1 km a side, sometimes up to 40 km), or
+    a U-shaped block open to the south (concave: a buffer may fill its courtyard), within
+    2 km of a base point; shapes reaching across the antimeridian get longitudes jumping from
+    +179.x to -179.x."""
     base = draw(st.sampled_from(bases))
     lat, lon = direct(*base, draw(st.floats(-180, 180)), draw(st.floats(0, 2000)))
     buffer_m = draw(st.sampled_from([0.0, 0.0, 5.0, 50.0]) | st.floats(0, 200))
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["circle", "rect", "u"]))
+    if kind == "circle":
         return circle(zone_id, lat, lon, draw(st.floats(1, 800)), buffer_m=buffer_m)
-    lat1 = direct(lat, lon, 0.0, draw(st.floats(2, 1000)))[0]
-    lon1 = direct(lat, lon, 90.0, draw(st.floats(2, 1000)))[1]
-    return rect(zone_id, lon, lat, lon1, lat1, buffer_m=buffer_m)
+    lo = 30.0 if kind == "u" else 2.0
+    side = st.floats(lo, 1000) | st.floats(1000, 40_000)
+    lat1 = direct(lat, lon, 0.0, draw(side))[0]
+    lon1 = direct(lat, lon, 90.0, draw(side))[1]
+    if kind == "rect":
+        return rect(zone_id, lon, lat, lon1, lat1, buffer_m=buffer_m)
+    w, h = _wrap(lon1 - lon), lat1 - lat
+    a, b, top = _wrap(lon + w / 3), _wrap(lon + 2 * w / 3), lat + 2 * h / 3
+    u = [[lon, lat], [a, lat], [a, top], [b, top], [b, lat], [lon1, lat], [lon1, lat1]]
+    return feature(zone_id, "Polygon", [[*u, [lon, lat1], [lon, lat]]], buffer_m=buffer_m)
 
 
 @st.composite
@@ -115,6 +128,29 @@ def test_index_containing_equals_brute_force(
         for f in zones
     ]
     _check_index(table, index, [*points, *own])
+
+
+@FAST
+@given(
+    zones=st.lists(zone_features("z", BASES), min_size=1, max_size=6),
+    points=st.lists(points_near(BASES), min_size=1, max_size=25),
+)
+def test_batched_signed_distances_equal_scalar(
+    zones: list[Json], points: list[tuple[float, float]]
+) -> None:
+    """Every (zone, point) pair in one batched call, in shuffled order, equals the scalar
+    reference (contract v2 rule 2's exact depths included)."""
+    table = ZoneTable()
+    compiled = [_compile(f) for f in zones]
+    slots = [table.add(z) for z in compiled]
+    pairs = [(i, p) for i in range(len(zones)) for p in points][::-1]
+    got = table.signed_distances(
+        np.asarray([slots[i] for i, _ in pairs], dtype=np.int64),
+        np.asarray([p[0] for _, p in pairs]),
+        np.asarray([p[1] for _, p in pairs]),
+    )
+    want = [signed_distance(compiled[i], *p) for i, p in pairs]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 @dataclass(frozen=True)
