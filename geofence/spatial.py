@@ -36,6 +36,7 @@ class ZoneTable:
         self._norths = np.zeros((capacity, 3))
         self._reach = np.zeros(capacity)
         self._circle = np.ones(capacity, dtype=bool)
+        self._concave = np.zeros(capacity, dtype=bool)  # buffered, depth via `Zone.buffered`
         self._geoms = np.empty(capacity, dtype=object)
         self._bounds = np.empty(capacity, dtype=object)
         self.zones: list[Zone | None] = [None] * capacity
@@ -54,6 +55,7 @@ class ZoneTable:
             setattr(self, name, grown)
         self._reach = np.concatenate([self._reach, np.zeros(old)])
         self._circle = np.concatenate([self._circle, np.ones(old, dtype=bool)])
+        self._concave = np.concatenate([self._concave, np.zeros(old, dtype=bool)])
         self._geoms = np.concatenate([self._geoms, np.empty(old, dtype=object)])
         self._bounds = np.concatenate([self._bounds, np.empty(old, dtype=object)])
         self.zones.extend([None] * old)
@@ -69,6 +71,7 @@ class ZoneTable:
         self._norths[slot] = f.north
         self._reach[slot] = zone.reach_m
         self._circle[slot] = zone.is_circle
+        self._concave[slot] = zone.buffer_m > 0.0 and not zone.convex
         self._geoms[slot] = zone.geom
         self._bounds[slot] = zone.boundary
         self.zones[slot] = zone
@@ -79,6 +82,7 @@ class ZoneTable:
         self._geoms[slot] = None
         self._bounds[slot] = None
         self._circle[slot] = True
+        self._concave[slot] = False
         self._free.append(slot)
 
     def signed_distances(self, slots: IntArray, lats: FloatArray, lons: FloatArray) -> FloatArray:
@@ -93,13 +97,12 @@ class ZoneTable:
         if poly.any():
             pslots = slots[poly]
             pts = shapely.points(xy[poly])
-            reach = self._reach[pslots]
             d = shapely.distance(self._geoms[pslots], pts)
             inside = d == 0.0
             if inside.any():
                 d[inside] = -shapely.distance(self._bounds[pslots[inside]], pts[inside])
-            sd = d - reach
-            deep = (sd <= 0.0) & (reach > 0.0)
+            sd = d - self._reach[pslots]
+            deep = (sd <= 0.0) & self._concave[pslots]
             if deep.any():
                 self._buffered_depths(pslots, pts, sd, deep)
             out[poly] = sd

@@ -9,22 +9,24 @@ straight in any plane. Each zone is measured in a local tangent plane anchored a
 (`geodesy.Frame`, x east, y north, metres), where shapely works; the image of a lon/lat-straight
 edge there is a curve, so every edge is first densified in lon/lat, adaptively, until the planar
 chords stray less than ~1 cm from that curve (DENSIFY_TOL_M; the sag grows with the edge's
-length squared, so zones of a few hundred metres get no extra points and a 200 km east-west edge
-at 60° N about 370). The plane keeps distances near an edge to within a relative 2.5e-4 at the
-corner of a 200 km zone (141 km from the anchor; 1.3e-4 at 100 km): 7 cm at 300 m from an edge
-there, nothing near it. A polygon crossing the antimeridian may be given split (RFC 7946) or
-with longitudes jumping across ±180 (each edge then goes the short way round): both describe
-the same shape.
+length squared: edges up to ~380 m at 60° N get no extra points, the four ~190 km edges of a
+200 km zone at 59-61° N get 891). The plane shrinks distances far from the anchor (by a
+relative 1 − cos(s/R): 1.2e-4 at 100 km, 2.5e-4 at a 200 km zone's corners), which matters only
+away from an edge: measured against geodesics, 1 cm within 30 m of every edge of zones of 1,
+40 and 200 km, 5 cm at 300 m off the 200 km zone's far edges. A polygon crossing the
+antimeridian may be given split (RFC 7946) or with longitudes jumping across ±180 (each edge
+then goes the short way round): both describe the same shape.
 
 The *signed distance* of a point to a zone is the basis of every breach decision: positive
 metres outside zone + buffer, zero on its boundary (a boundary point is inside), negative
 inside, where it is minus the depth: the distance to the boundary of the buffered shape
 (contract v2 rule 2), also in concave shapes (a courtyard that the buffer fills is deep inside).
-For circles it is exact. For polygons with a buffer the depth comes from the zone's buffered
-polygon (`Zone.buffered`, built on first need), whose arcs are drawn with chords inscribed in
-the true arcs (at most BUFFER_TOL_M inside them), so the depth is a lower bound short by at
-most ~1 cm, combined with the analytic lower bounds (depth to the rings + buffer inside the
-zone, buffer − distance in the buffer band), which are exact for convex shapes.
+For circles and convex polygons without holes the analytic depth is exact (depth to the rings
++ buffer inside the zone, buffer − distance in the buffer band). For other polygons with a
+buffer it comes from the zone's buffered polygon (`Zone.buffered`, built on first need), whose
+arcs are drawn with chords inscribed in the true arcs (at most BUFFER_TOL_M inside them), so the
+depth is a lower bound short by at most ~1 cm, combined with those analytic lower bounds (the
+larger depth wins).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class Zone:
     buffer_m: float
     radius_m: float | None
     bounds_lonlat: tuple[tuple[float, float, float, float], ...]  # envelope(s) incl. reach
+    # a circle, or a convex polygon without holes: the depth from the rings + buffer is exact
+    convex: bool
     _memo: dict[str, Buffered] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -218,36 +222,54 @@ def _deviation(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _edge_pieces(frame: Frame, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+def _sag_bound(xy: np.ndarray, lat: np.ndarray) -> float:
+    """An upper bound of how far the image of any lon/lat-straight edge of the ring bows away
+    from its chord, from the longest edge L: L² κ / 8, where κ <= (2 tan|lat| + 0.1) / R
+    bounds the curvature of the image (a parallel's is tan(lat) / R; the slope's change
+    along a slanted edge at most doubles it; the plane adds ~D / R² at D from the anchor)."""
+    seg = np.diff(xy, axis=0)
+    longest2 = float((seg * seg).sum(axis=1).max())
+    tan = math.tan(math.radians(min(float(np.abs(lat).max()), 89.9)))
+    return longest2 * (2.0 * tan + 0.1) / (8.0 * 6_356_000.0)
+
+
+def _edge_pieces(frame: Frame, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How many planar chords each lon/lat-straight edge of a ring needs so that none strays
-    more than about DENSIFY_TOL_M from the edge's image in the plane.
+    more than about DENSIFY_TOL_M from the edge's image in the plane, and the ring's planar
+    vertices.
 
     The image of a lon/lat-straight edge bows away from its chord by a sag that grows with
-    the edge's length squared: measured at the edge's quarter, middle and three-quarter
-    points (an S-bend shows at the quarters), k equal pieces in lon/lat leave sag / k².
+    the edge's length squared. Rings whose `_sag_bound` is within the tolerance (edges up to
+    ~380 m at 60° N) need nothing more; otherwise the sag is measured at each edge's
+    quarter, middle and three-quarter points (an S-bend shows at the quarters), and k equal
+    pieces in lon/lat leave sag / k².
     """
+    xy = frame.project(lat, lon)
     m = len(lat) - 1
+    if _sag_bound(xy, lat) <= DENSIFY_TOL_M:
+        return np.ones(m, dtype=np.int64), xy
     dlat, dlon = np.diff(lat), np.diff(lon)
     ts = (0.5, 0.25, 0.75)
-    xy = frame.project(
-        np.concatenate([lat, *(lat[:-1] + t * dlat for t in ts)]),
-        np.concatenate([lon, *(lon[:-1] + t * dlon for t in ts)]),
+    mid = frame.project(
+        np.concatenate([lat[:-1] + t * dlat for t in ts]),
+        np.concatenate([lon[:-1] + t * dlon for t in ts]),
     )
-    a, b = xy[:m], xy[1 : m + 1]
+    a, b = xy[:m], xy[1:]
     sag = np.zeros(m)
     for i, scale in enumerate((1.0, 0.75, 0.75)):
-        p = xy[m + 1 + i * m : m + 1 + (i + 1) * m]
-        sag = np.maximum(sag, _deviation(a, b, p) / scale)
+        sag = np.maximum(sag, _deviation(a, b, mid[i * m : (i + 1) * m]) / scale)
     pieces = np.ceil(np.sqrt(sag / DENSIFY_TOL_M)).astype(np.int64)
     out: np.ndarray = np.maximum(pieces, 1)
-    return out
+    return out, xy
 
 
-def _densified(frame: Frame, lat: np.ndarray, lon: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-    """The ring's planar vertices, with `pieces[i] - 1` points added evenly (in lon/lat) on
-    edge i: an (n, 2) array in metres."""
+def _densified(
+    frame: Frame, lat: np.ndarray, lon: np.ndarray, pieces: np.ndarray, xy: np.ndarray
+) -> np.ndarray:
+    """The ring's planar vertices (`xy`), with `pieces[i] - 1` points added evenly (in
+    lon/lat) on edge i: an (n, 2) array in metres."""
     if (pieces == 1).all():
-        return frame.project(lat, lon)
+        return xy
     edge = np.repeat(np.arange(len(pieces)), pieces)
     first = np.repeat(np.cumsum(pieces) - pieces, pieces)
     t = (np.arange(int(pieces.sum())) - first) / np.repeat(pieces, pieces)
@@ -255,6 +277,17 @@ def _densified(frame: Frame, lat: np.ndarray, lon: np.ndarray, pieces: np.ndarra
     lats = np.append(lat[edge] + t * dlat[edge], lat[-1])
     lons = np.append(lon[edge] + t * dlon[edge], lon[-1])
     return frame.project(lats, lons)
+
+
+def _convex(geom: BaseGeometry) -> bool:
+    """A single polygon without holes whose every turn goes the same way (collinear points
+    allowed): then the buffer's depth is the analytic one and no buffered shape is needed."""
+    if not isinstance(geom, shapely.Polygon) or geom.interiors:
+        return False
+    c = np.asarray(geom.exterior.coords)
+    e = np.diff(np.vstack([c, c[1:2]]), axis=0)
+    cross = e[:-1, 0] * e[1:, 1] - e[:-1, 1] * e[1:, 0]
+    return bool((cross >= 0.0).all() or (cross <= 0.0).all())
 
 
 def _no_area(poly: BaseGeometry) -> bool:
@@ -294,6 +327,7 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
             buffer_m,
             float(props.radius_m),
             _envelopes(np.array([lat]), np.array([lon]), reach + margin_m),
+            True,
         )
     if props.radius_m is not None:
         raise ZoneError(f"{where}: radius_m applies to Point zones only; use buffer_m")
@@ -307,7 +341,7 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
     # projecting, so that the planar chords follow its curved image in the plane
     unwrapped = [[(r[:, 1], _unwrap(r[:, 0])) for r in rings] for rings in polys]
     pieces = [[_edge_pieces(frame, la, lo) for la, lo in rings] for rings in unwrapped]
-    total = sum(int(k.sum()) for ks in pieces for k in ks)
+    total = sum(int(k.sum()) for ks in pieces for k, _ in ks)
     if total > MAX_DENSIFIED:
         raise ZoneError(
             f"{where}: edges too long to follow in lon/lat within {MAX_DENSIFIED} points; "
@@ -315,7 +349,9 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
         )
     shapes = []
     for pi, (rings, ks) in enumerate(zip(unwrapped, pieces, strict=True)):
-        metric = [_densified(frame, la, lo, k) for (la, lo), k in zip(rings, ks, strict=True)]
+        metric = [
+            _densified(frame, la, lo, k, xy) for (la, lo), (k, xy) in zip(rings, ks, strict=True)
+        ]
         poly = shapely.Polygon(metric[0], metric[1:])
         if not poly.is_valid and _no_area(shapely.make_valid(poly)):
             # e.g. positions on one parallel: densified, the ring retraces its own path
@@ -346,6 +382,7 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
         buffer_m,
         None,
         _envelopes(allpts[:, 1], allpts[:, 0], buffer_m + margin_m),
+        _convex(geom),
     )
 
 
@@ -363,7 +400,7 @@ def signed_distance(zone: Zone, lat: float, lon: float) -> float:
     # lower bounds of the depth: inside the zone, depth to its rings + buffer; in the buffer
     # band, buffer - distance. Exact for convex shapes, short in concave ones:
     sd = d - zone.buffer_m if d > 0.0 else -(float(zone.boundary.distance(p)) + zone.buffer_m)
-    if sd <= 0.0 and zone.buffer_m > 0.0:
+    if sd <= 0.0 and zone.buffer_m > 0.0 and not zone.convex:
         # the depth in the buffered shape is exact in concave shapes too (to within cm)
         b = zone.buffered()
         if b.shape.covers(p):

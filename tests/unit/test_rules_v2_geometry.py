@@ -19,12 +19,14 @@ from pyproj import Geod
 from alerts.engine import Engine, Incoming
 from config.policy import Policy
 from geofence.decoding import BANS, POSITIONS
+from geofence.geodesy import Frame
 from geofence.spatial import ZoneIndex, ZoneTable
 from geofence.zones import (
     BUFFER_TOL_M,
     MAX_VERTICES,
     Zone,
     ZoneError,
+    _sag_bound,
     compile_zone,
     quad_segs_for,
     signed_distance,
@@ -281,6 +283,58 @@ def test_depth_is_a_lower_bound_within_two_centimetres(shape: str, buffer_m: flo
     slot = table.add(zone)
     batched = table.signed_distances(np.full(lat.size, slot), lat, lon)
     np.testing.assert_allclose(-batched, got, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("buffer_m", [5.0, 50.0, 500.0])
+def test_convex_zones_skip_the_buffered_shape_and_lose_nothing(buffer_m: float) -> None:
+    """A convex zone (no buffered shape is built for it) measures the same depths as its
+    buffered shape would give: the analytic depth is exact there."""
+    block = [[18.030, 59.331], [18.035, 59.331], [18.035, 59.333], [18.030, 59.333]]
+    zone = compile_zone(zone_feature(_polygon("k", block, buffer_m=buffer_m)))
+    assert zone.convex and not compile_zone(zone_feature(_courtyard(buffer_m))).convex
+    # a 1.2 km lon/lat rectangle is not convex in metres: its southern edge bows inwards
+    assert not compile_zone(zone_feature(_polygon("k", KUNGSHOLMEN, buffer_m=5.0))).convex
+    b = zone.buffered()
+    rng = np.random.default_rng(5)
+    n = 500
+    reach = 200 + buffer_m
+    lon, lat, _ = GEOD.fwd(
+        np.full(n, 18.0325), np.full(n, 59.332), rng.uniform(-180, 180, n), rng.uniform(0, reach, n)
+    )
+    table = ZoneTable()
+    slot = table.add(zone)
+    sd = table.signed_distances(np.full(n, slot), lat, lon)
+    pts = shapely.points(zone.frame.project(lat, lon))
+    inside = sd <= 0.0
+    assert inside.sum() > 100
+    via_shape = -shapely.distance(b.boundary, pts[inside])
+    np.testing.assert_allclose(sd[inside], via_shape, rtol=0, atol=b.sag_m + 1e-6)
+    assert zone.convex and "b" in zone._memo  # built here by the test only
+
+
+def test_the_sag_bound_that_spares_small_zones_holds() -> None:
+    """`_sag_bound` decides that a ring needs no extra points: it must exceed the real sag
+    of every edge, at any latitude to 85°, any direction, up to 100 km from the anchor."""
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for _ in range(3000):
+        lat0, lon0 = rng.uniform(-85, 85), rng.uniform(-180, 180)
+        frame = Frame.at(lat0, lon0)
+        clat, clon, _ = GEOD.fwd(lon0, lat0, rng.uniform(-180, 180), rng.uniform(0, 1e5))
+        clat, clon = clon, clat  # fwd returns lon, lat
+        length, az = rng.uniform(10, 5000), rng.uniform(0, 2 * np.pi)
+        dlat = length * math.cos(az) / 111_000
+        dlon = length * math.sin(az) / (111_000 * math.cos(math.radians(clat)))
+        lat, lon = np.array([clat, clat + dlat]), np.array([clon, clon + dlon])
+        if np.abs(lat).max() > 89.0:
+            continue
+        xy = frame.project(lat, lon)
+        t = np.linspace(0, 1, 33)[1:-1]
+        p = frame.project(lat[0] + t * dlat, lon[0] + t * dlon)
+        ab = xy[1] - xy[0]
+        dev = np.abs(ab[0] * (p[:, 1] - xy[0, 1]) - ab[1] * (p[:, 0] - xy[0, 0])) / np.hypot(*ab)
+        worst = max(worst, float(dev.max()) / _sag_bound(xy, lat))
+    assert 0.1 < worst < 1.0
 
 
 def test_buffer_chords_follow_the_arcs_within_a_centimetre() -> None:
