@@ -206,6 +206,8 @@ def _unwrap(lon: np.ndarray) -> np.ndarray:
     """Longitudes made continuous along a ring: each step taken the short way round, so an
     edge from 179.9 to -179.9 is 0.2° long (values may leave [-180, 180]; `Frame` does not
     mind)."""
+    if float(lon.max()) - float(lon.min()) <= 180.0:
+        return lon  # no step can wrap
     raw = np.diff(lon)
     turns = np.round((((raw + 180.0) % 360.0 - 180.0) - raw) / 360.0)
     # whole turns only, so that a closed ring stays exactly closed
@@ -279,12 +281,12 @@ def _densified(
     return frame.project(lats, lons)
 
 
-def _convex(geom: BaseGeometry) -> bool:
-    """A single polygon without holes whose every turn goes the same way (collinear points
-    allowed): then the buffer's depth is the analytic one and no buffered shape is needed."""
-    if not isinstance(geom, shapely.Polygon) or geom.interiors:
+def _convex(polys: list[list[np.ndarray]]) -> bool:
+    """A single planar ring without holes whose every turn goes the same way (collinear
+    points allowed): then the buffer's depth is the analytic one, no buffered shape needed."""
+    if len(polys) != 1 or len(polys[0]) != 1:
         return False
-    c = np.asarray(geom.exterior.coords)
+    c = polys[0][0]
     e = np.diff(np.vstack([c, c[1:2]]), axis=0)
     cross = e[:-1, 0] * e[1:, 1] - e[:-1, 1] * e[1:, 0]
     return bool((cross >= 0.0).all() or (cross <= 0.0).all())
@@ -348,10 +350,12 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
             "split long edges or the zone"
         )
     shapes = []
+    planar = []
     for pi, (rings, ks) in enumerate(zip(unwrapped, pieces, strict=True)):
         metric = [
             _densified(frame, la, lo, k, xy) for (la, lo), (k, xy) in zip(rings, ks, strict=True)
         ]
+        planar.append(metric)
         poly = shapely.Polygon(metric[0], metric[1:])
         if not poly.is_valid and _no_area(shapely.make_valid(poly)):
             # e.g. positions on one parallel: densified, the ring retraces its own path
@@ -382,7 +386,7 @@ def compile_zone(feature: ZoneFeature, margin_m: float = 0.0) -> Zone:
         buffer_m,
         None,
         _envelopes(allpts[:, 1], allpts[:, 0], buffer_m + margin_m),
-        _convex(geom),
+        _convex(planar),
     )
 
 
