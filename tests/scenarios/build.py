@@ -846,6 +846,9 @@ SCENARIOS = [
     ban_lifecycle,
     poison,
 ]
+from build_v2_geometry import v2_geometry  # noqa: E402  (contract v2 rules 1, 2, 10)
+
+SCENARIOS.append(v2_geometry)
 
 
 # --------------------------------------------------------------------------------- writing

@@ -375,3 +375,32 @@ def test_a_coarse_fix_deep_inside_is_probable(
     breach = [v for t, _, v in outs if t == "alerts" and v and v["kind"] == "zone_breach"]
     assert [(b["confidence"], b["priority"]) for b in breach] == [(confidence, priority)]
     assert says in breach[0]["reason"]
+
+
+# ============================================================ the golden scenario
+def test_v2_geometry_scenario() -> None:
+    """tests/scenarios/v2_geometry: rules 1, 2 and 10 through `banwatch replay`."""
+    from tests.unit.test_scenarios import output, ts
+
+    out = output("v2_geometry")
+    assert not out.dead
+    by_ban: dict[str, list[list[dict[str, object]]]] = {}
+    for revs in out.of_kind("zone_breach"):
+        by_ban.setdefault(str(revs[0]["ban_id"]), []).append(revs)
+    assert sorted(by_ban) == ["KF-2026-0121", "KF-2026-0122", "KF-2026-0123"]
+    assert all(len(v) == 1 for v in by_ban.values())
+    # rule 1: 600 m and 300 m north of the 150 km zone's drawn edge are outside; the breach
+    # opens with the fix 20 m south of it, confirmed
+    (region,) = by_ban["KF-2026-0121"]
+    assert ts(str(region[0]["opened_at"])) == ts("2026-11-22T08:02:00Z")
+    assert (region[0]["confidence"], region[0]["priority"]) == ("confirmed", 1)
+    # rule 2: in the courtyard, 20 m from the walls with a 40 m accuracy: confirmed at once
+    (home,) = by_ban["KF-2026-0122"]
+    assert (home[0]["confidence"], home[0]["priority"]) == ("confirmed", 1)
+    assert ts(str(home[0]["opened_at"])) == ts("2026-11-22T08:11:00Z")
+    # rule 10: a 150 m fix 556 m deep is probable (priority 1) and says why; the later 290 m
+    # fix leaves the level as it was
+    (block,) = by_ban["KF-2026-0123"]
+    assert {(r["confidence"], r["priority"]) for r in block} == {("probable", 1)}
+    assert "twice as wide is inside" in str(block[0]["reason"])
+    assert out.tasks_for(str(block[0]["alert_id"]), "respond")
