@@ -171,6 +171,43 @@ def test_max_vertices_counts_the_given_positions_not_the_densified_ones() -> Non
         compile_zone(zone_feature(_polygon("many", many)))
 
 
+def test_too_many_long_edges_are_refused_before_densifying() -> None:
+    """A comb of 1,000 teeth 150 km long (4,000 given positions, under MAX_VERTICES) would
+    need over MAX_DENSIFIED points to follow in lon/lat: refused, naming the zone."""
+    ring: list[list[float]] = []
+    for i in range(1000):
+        lat = 59.0 + i * 0.0016
+        ring += [[15.5, lat], [18.2, lat], [18.2, lat + 0.0008], [15.6, lat + 0.0008]]
+    ring += [[15.5, 59.0 + 1000 * 0.0016]]
+    with pytest.raises(ZoneError, match=r"^zone 'comb': edges too long to follow"):
+        compile_zone(zone_feature(_polygon("comb", ring)))
+
+
+def test_split_and_jumping_forms_of_a_40_km_antimeridian_zone_agree() -> None:
+    """RFC 7946's split form (two parts meeting on ±180) and the jumping form give the same
+    signed distances, within the densified chords' centimetre, around the seam."""
+    jump = compile_zone(
+        zone_feature(
+            _polygon("z", [[179.8, -65.2], [-179.8, -65.2], [-179.8, -65.0], [179.8, -65.0]])
+        )
+    )
+    east = [[179.8, -65.2], [180.0, -65.2], [180.0, -65.0], [179.8, -65.0], [179.8, -65.2]]
+    west = [[-180.0, -65.2], [-179.8, -65.2], [-179.8, -65.0], [-180.0, -65.0], [-180.0, -65.2]]
+    split = compile_zone(zone_feature(feature("z", "MultiPolygon", [[east], [west]])))
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        lat = rng.uniform(-65.25, -64.95)
+        lon = float((rng.uniform(179.7, 180.3) + 180.0) % 360.0 - 180.0)
+        a, b = signed_distance(jump, lat, lon), signed_distance(split, lat, lon)
+        assert a == pytest.approx(b, abs=0.02)
+        if abs(a) > 0.02:
+            assert (a <= 0.0) == (b <= 0.0)
+    # on the north edge, on the seam: the parallel itself
+    for s_m in (1.0, -1.0):
+        plon, plat, _ = GEOD.fwd(180.0, -65.0, 0.0 if s_m > 0 else 180.0, abs(s_m))
+        assert signed_distance(split, plat, plon) == pytest.approx(s_m, abs=0.02)
+
+
 def test_small_zones_get_no_extra_points() -> None:
     """A block of 80 m gets none; the 1 km zone's edges (up to 900 m) sag by 2-3 cm in the
     plane and get a point or two each."""
