@@ -102,46 +102,55 @@ def _fresh(a: datetime, b: datetime, max_age_s: float) -> bool:
 
 
 def _closing(
-    hist: deque[tuple[datetime, float, float]], dist: float, acc: float, pol: Policy
+    hist: deque[tuple[datetime, float, float]],
+    dist: float,
+    acc: float,
+    pol: Policy,
+    horizon: datetime,
 ) -> float:
     """Rule 4: by how much the person closed in, in metres (0 when not).
 
-    `hist` holds earlier (time, distance, accuracy) samples within the window, oldest first;
-    (`dist`, `acc`) is the newest fix. "Accuracy" is the sum of every accuracy radius in that
-    distance (his fix, and her fix for a protected person). Closing in from an old sample to a
-    new one must exceed `approach_min_closing_m` and twice both accuracies together.
+    `hist` holds earlier (time, distance, accuracy) samples, oldest first: those at or after
+    `horizon` (the window), and before them at most one older sample, kept only as the
+    partner of the oldest one in the window. (`dist`, `acc`) is the newest fix. "Accuracy" is
+    the sum of every accuracy radius in that distance (his fix, and her fix for a protected
+    person). Closing in from an old sample to a new one must exceed `approach_min_closing_m`
+    and twice both accuracies together.
 
     One fix alone proves nothing against multipath (an outlier of 150 m with an optimistic
     accuracy looks like a run): each side is a pair of consecutive samples, the old side at
-    its nearer and the new side (the newest kept sample and this fix) at its farther one, so a
-    single outlier on either side cannot make an approach. While the history holds fewer than
-    three samples (a device just in range) the pairs shrink to single samples, so a fast car
-    with one fix a minute is warned on its second fix in range."""
-    n = len(hist)
+    its nearer and the new side (the newest kept sample and this fix) at its farther one, with
+    the larger accuracy of each pair, so a single outlier on either side cannot make an
+    approach. Where the window holds too few samples for pairs (a device just in range, or
+    one fix every few minutes) single samples stand in, and the closing must also exceed
+    `approach_unpaired_closing_m` (more than a multipath jump): a fast car with one fix a
+    minute is still warned on its second fix in range."""
     floor = pol.approach_min_closing_m
-    if n == 1:
-        _, old_d, old_acc = hist[0]
-        gain = old_d - dist
-        return gain if gain > floor and gain > 2 * (old_acc + acc) else 0.0
-    _, new_d, new_acc = hist[-1]
-    if dist > new_d:
-        new_d = dist
-    if acc > new_acc:
-        new_acc = acc
+    single = max(floor, pol.approach_unpaired_closing_m)
+    n = len(hist)
+    first = 1 if hist[0][0] < horizon else 0  # hist[0] only partners hist[1]
+    _, p_d, p_acc = hist[-1]
+    if n - first == 1:  # only the newest sample is in the window: it against this fix
+        if first:
+            _, q_d, q_acc = hist[0]
+            if q_d < p_d:
+                p_d = q_d
+            if q_acc > p_acc:
+                p_acc = q_acc
+        gain = p_d - dist
+        return gain if gain > single and gain > 2 * (p_acc + acc) else 0.0
+    new_d = p_d if p_d > dist else dist
+    new_acc = p_acc if p_acc > acc else acc
     best = 0.0
-    if n == 2:
-        _, old_d, old_acc = hist[0]
-        gain = old_d - new_d
-        if gain > floor and gain > 2 * (old_acc + new_acc):
-            best = gain
-        return best
-    _, prev_d, prev_acc = hist[0]
-    for i in range(1, n - 1):
+    prev_d, prev_acc = math.inf, 0.0  # no partner for hist[0] (unless first is 1)
+    for i in range(n - 1):
         _, d, a = hist[i]
-        gain = (d if d < prev_d else prev_d) - new_d
-        old_acc = a if a > prev_acc else prev_acc
-        if gain > best and gain > floor and gain > 2 * (old_acc + new_acc):
-            best = gain
+        if i >= first:
+            gain = (d if d < prev_d else prev_d) - new_d
+            old_acc = a if a > prev_acc else prev_acc
+            need = single if i == 0 else floor  # hist[0] without a partner stands alone
+            if gain > best and gain > need and gain > 2 * (old_acc + new_acc):
+                best = gain
         prev_d, prev_acc = d, a
     return best
 
@@ -426,10 +435,14 @@ class BanState:
                     self.approach[target] = deque([(fix.ts, dist, acc)])
             else:
                 horizon = fix.ts - window
-                while hist and hist[0][0] < horizon:
+                # the newest sample before the window stays (up to one more window), as the
+                # partner of the oldest one in it
+                while len(hist) > 1 and hist[1][0] < horizon:
+                    hist.popleft()
+                if hist and hist[0][0] < horizon - window:
                     hist.popleft()
                 if hist and (held is not None or dist <= pol.approach_m):
-                    closing = _closing(hist, dist, acc, pol)
+                    closing = _closing(hist, dist, acc, pol, horizon)
                 if dist <= keep_within and (
                     not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
                 ):
