@@ -55,6 +55,26 @@ def implied_speed(a: LastFix, lat: float, lon: float, acc: float, ts: datetime) 
     return gap / dt if dt > 0 else math.inf
 
 
+#: metres per degree of latitude, at least (WGS84: 110,574 at the equator to 111,694 at the
+#: poles), and per degree of longitude on the equator (111,320), rounded up
+_M_PER_DEG = 111_700.0
+
+
+def _surely_plausible(a: LastFix, fix: LocationFix, max_speed_mps: float) -> bool:
+    """A cheap early answer for `implied_speed(a, fix) <= max_speed_mps` (most fixes): an
+    upper bound on the distance, along a meridian and then the parallel nearer the equator
+    (no shorter than the chord `implied_speed` measures), already allows it."""
+    dt = (fix.ts - a.ts).total_seconds()
+    if dt <= 0:
+        return False
+    dlon = abs(fix.lon - a.lon)
+    if dlon > 180.0:
+        dlon = 360.0 - dlon
+    lat = min(abs(fix.lat), abs(a.lat))
+    bound = _M_PER_DEG * (abs(fix.lat - a.lat) + dlon * math.cos(math.radians(lat)))
+    return bound - a.accuracy_m - fix.accuracy_m <= max_speed_mps * dt
+
+
 #: Rule 5: how many of each person's fixes are kept to find the one closest in time to a late
 #: fix of the other person, and how far apart (in `max_fix_age_s`) kept fixes are at least.
 RECENT_FIXES = 32
@@ -244,7 +264,7 @@ class BanState:
         dev = fix.device_id
         prev = self.device_last.get(dev)
         jump = 0.0
-        if prev is not None:
+        if prev is not None and not _surely_plausible(prev, fix, max_speed_mps):
             jump = implied_speed(prev, fix.lat, fix.lon, fix.accuracy_m, fix.ts)
             if jump > max_speed_mps:
                 anchor = self.device_anchor.get(dev)

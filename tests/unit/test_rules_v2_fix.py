@@ -22,11 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
+from alerts.banstate import LastFix, _surely_plausible, implied_speed
 from alerts.engine import Engine, Incoming
 from alerts.model import Alert, Kind
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.decoding import BANS, POSITIONS
+from geofence.records import FixSource, LocationFix
 from tests.unit.catalogue import ban, circle, encode, fix
 from tests.unit.test_scenarios import output, ts
 
@@ -645,3 +647,33 @@ def test_the_simulated_day_is_not_vacuous() -> None:
             if d0 - d1 > max(50.0, 2 * (a0 + a1))
         )
     assert fooled > 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(-90, 90),
+    st.floats(-180, 180),
+    st.floats(-90, 90),
+    st.floats(-180, 180),
+    st.floats(0.5, 500),
+    st.floats(0.5, 500),
+    st.floats(0, 600),
+)
+def test_the_cheap_plausibility_bound_never_lets_an_implausible_jump_through(
+    lat1: float, lon1: float, lat2: float, lon2: float, acc1: float, acc2: float, dt: float
+) -> None:
+    """`_surely_plausible` short-cuts the exact test on the hot path: where it says yes, the
+    exact implied speed must be within the limit (anywhere: poles, antimeridian)."""
+    a = LastFix(lat1, lon1, acc1, T0, "EM-1")
+    later = T0 + timedelta(seconds=dt)
+    f = LocationFix(
+        person_id="P-1",
+        device_id="EM-1",
+        ts=later,
+        lat=lat2,
+        lon=lon2,
+        accuracy_m=acc2,
+        source=FixSource.ankle_tag,
+    )
+    if _surely_plausible(a, f, POLICY.max_speed_mps):
+        assert implied_speed(a, lat2, lon2, acc2, later) <= POLICY.max_speed_mps
