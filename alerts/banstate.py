@@ -728,6 +728,7 @@ class BanState:
                 if aid == a.alert_id:
                     del self.open[key]
                     self.episodes.pop(key, None)
+                    self.closing_at.pop(key, None)
         ctx.out.append((ALERTS, a.alert_id, revision))
 
     # ----------------------------------------------------------------- timers
