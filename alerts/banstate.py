@@ -442,7 +442,7 @@ class BanState:
                     # her accuracy is involved too (rule 4)
                     targets.append((f"person:{p}", d, fix.accuracy_m + pf.accuracy_m, None, p))
         window = duration(pol.approach_window_s)
-        spacing = pol.approach_window_s / 15
+        spacing = duration(pol.approach_window_s / 15)
         keep_within = pol.approach_m + pol.max_speed_mps * pol.approach_window_s
         for target, dist, acc, zone_id, person in targets:
             key = f"approach|{target}"
@@ -464,7 +464,7 @@ class BanState:
                 if hist and (held is not None or dist <= pol.approach_m):
                     closing = _closing(hist, dist, acc, pol, horizon)
                 if dist <= keep_within and (
-                    not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
+                    not hist or fix.ts - hist[-1][0] >= spacing
                 ):
                     hist.append((fix.ts, dist, acc))
                 elif not hist:
