@@ -131,47 +131,50 @@ def _closing(
     """Rule 4: by how much the person closed in, in metres (0 when not).
 
     `hist` holds earlier (time, distance, accuracy) samples, oldest first: those at or after
-    `horizon` (the window), and before them at most one older sample, kept only as the
-    partner of the oldest one in the window. (`dist`, `acc`) is the newest fix. "Accuracy" is
-    the sum of every accuracy radius in that distance (his fix, and her fix for a protected
-    person). Closing in from an old sample to a new one must exceed `approach_min_closing_m`
-    and twice both accuracies together.
+    `horizon` (the window), and before them at most one older sample, kept only as part of
+    the oldest run. (`dist`, `acc`) is the newest fix. "Accuracy" is the sum of every accuracy
+    radius in that distance (his fix, and her fix for a protected person). Closing in from an
+    old sample to a new one must exceed `approach_min_closing_m` and twice both accuracies.
 
-    One fix alone proves nothing against multipath (an outlier of 150 m with an optimistic
-    accuracy looks like a run): each side is a pair of consecutive samples, the old side at
-    its nearer and the new side (the newest kept sample and this fix) at its farther one, with
-    the larger accuracy of each pair, so a single outlier on either side cannot make an
-    approach. Where the window holds too few samples for pairs (a device just in range, or
-    one fix every few minutes) single samples stand in, and the closing must also exceed
-    `approach_unpaired_closing_m` (more than a multipath jump): a fast car with one fix a
-    minute is still warned on its second fix in range."""
-    floor = pol.approach_min_closing_m
-    single = max(floor, pol.approach_unpaired_closing_m)
-    n = len(hist)
-    first = 1 if hist[0][0] < horizon else 0  # hist[0] only partners hist[1]
-    _, p_d, p_acc = hist[-1]
-    if n - first == 1:  # only the newest sample is in the window: it against this fix
-        if first:
-            _, q_d, q_acc = hist[0]
-            if q_d < p_d:
-                p_d = q_d
-            if q_acc > p_acc:
-                p_acc = q_acc
-        gain = p_d - dist
-        return gain if gain > single and gain > 2 * (p_acc + acc) else 0.0
-    new_d = p_d if p_d > dist else dist
-    new_acc = p_acc if p_acc > acc else acc
-    best = 0.0
-    prev_d, prev_acc = math.inf, 0.0  # no partner for hist[0] (unless first is 1)
-    for i in range(n - 1):
+    One fix proves nothing against multipath (a jump of 150 m claiming 10 m looks like a run),
+    and multipath often lasts a few fixes. So each side is a run of `approach_confirm_fixes`
+    consecutive samples: the newest run (ending with this fix) at its farthest, an earlier
+    run at its nearest, with the largest accuracy of each: outliers in fewer consecutive fixes
+    than a run cannot make an approach. While the window holds too few samples for such runs
+    (a device just in range, one fix every few minutes) shorter runs stand in, down to single
+    fixes, and the closing must also exceed `approach_unpaired_closing_m` (more than a
+    multipath jump): a fast car with one fix a minute is still warned on its second fix."""
+    n = len(hist) + 1  # samples, this fix last
+    first = 1 if hist[0][0] < horizon else 0  # hist[0] only extends the oldest run
+    k_full = pol.approach_confirm_fixes
+    k = k_full
+    # an old run must end in the window and before the new run: n - k - 1 >= max(first, k - 1)
+    while k > 1 and n - k - 1 < max(first, k - 1):
+        k -= 1
+    if n - k - 1 < first:
+        return 0.0
+    need = pol.approach_min_closing_m
+    if k < k_full:
+        need = max(need, pol.approach_unpaired_closing_m)
+    new_d, new_acc = dist, acc
+    for i in range(n - k, n - 1):
         _, d, a = hist[i]
-        if i >= first:
-            gain = (d if d < prev_d else prev_d) - new_d
-            old_acc = a if a > prev_acc else prev_acc
-            need = single if i == 0 else floor  # hist[0] without a partner stands alone
-            if gain > best and gain > need and gain > 2 * (old_acc + new_acc):
-                best = gain
-        prev_d, prev_acc = d, a
+        if d > new_d:
+            new_d = d
+        if a > new_acc:
+            new_acc = a
+    best = 0.0
+    for end in range(max(first, k - 1), n - k):
+        old_d, old_acc = math.inf, 0.0
+        for i in range(end - k + 1, end + 1):
+            _, d, a = hist[i]
+            if d < old_d:
+                old_d = d
+            if a > old_acc:
+                old_acc = a
+        gain = old_d - new_d
+        if gain > best and gain > need and gain > 2 * (old_acc + new_acc):
+            best = gain
     return best
 
 

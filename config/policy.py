@@ -40,6 +40,7 @@ class Policy(BaseModel):
     knock_window_s: float = Field(604800.0, gt=0, allow_inf_nan=False)
     approach_window_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     approach_min_closing_m: float = Field(50.0, ge=0, allow_inf_nan=False)
+    approach_confirm_fixes: int = Field(3, ge=1, le=8)
     approach_unpaired_closing_m: float = Field(300.0, ge=0, allow_inf_nan=False)
     approach_revision_m: float = Field(50.0, ge=0, allow_inf_nan=False)
     knock_event_gap_s: float = Field(1800.0, ge=0, allow_inf_nan=False)
