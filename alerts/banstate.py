@@ -37,10 +37,48 @@ class LastFix:
     accuracy_m: float
     ts: datetime
     device_id: str
+    # implied speed (m/s) of an implausible jump (rule 3: counts at most as possible), else 0
+    jump_mps: float = 0.0
 
     @classmethod
-    def of(cls, fix: LocationFix) -> LastFix:
-        return cls(fix.lat, fix.lon, fix.accuracy_m, fix.ts, fix.device_id)
+    def of(cls, fix: LocationFix, jump_mps: float = 0.0) -> LastFix:
+        return cls(fix.lat, fix.lon, fix.accuracy_m, fix.ts, fix.device_id, jump_mps)
+
+
+def implied_speed(a: LastFix, lat: float, lon: float, acc: float, ts: datetime) -> float:
+    """Metres per second from fix `a` to (lat, lon) at `ts`, after subtracting both accuracy
+    radii from the distance (contract v2 rule 3); 0 when the discs overlap."""
+    gap = chord_m(a.lat, a.lon, lat, lon) - a.accuracy_m - acc
+    if gap <= 0.0:
+        return 0.0
+    dt = (ts - a.ts).total_seconds()
+    return gap / dt if dt > 0 else math.inf
+
+
+#: metres per degree of latitude, at least (WGS84: 110,574 at the equator to 111,694 at the
+#: poles), and per degree of longitude on the equator (111,320), rounded up
+_M_PER_DEG = 111_700.0
+
+
+def _surely_plausible(a: LastFix, fix: LocationFix, max_speed_mps: float) -> bool:
+    """A cheap early answer for `implied_speed(a, fix) <= max_speed_mps` (most fixes): an
+    upper bound on the distance, along a meridian and then the parallel nearer the equator
+    (no shorter than the chord `implied_speed` measures), already allows it."""
+    dt = (fix.ts - a.ts).total_seconds()
+    if dt <= 0:
+        return False
+    dlon = abs(fix.lon - a.lon)
+    if dlon > 180.0:
+        dlon = 360.0 - dlon
+    lat = min(abs(fix.lat), abs(a.lat))
+    bound = _M_PER_DEG * (abs(fix.lat - a.lat) + dlon * math.cos(math.radians(lat)))
+    return bound - a.accuracy_m - fix.accuracy_m <= max_speed_mps * dt
+
+
+#: Rule 5: how many of each person's fixes are kept to find the one closest in time to a late
+#: fix of the other person, and how far apart (in `max_fix_age_s`) kept fixes are at least.
+RECENT_FIXES = 32
+RECENT_SPACING = 1 / 8
 
 
 @dataclass(slots=True)
@@ -75,8 +113,69 @@ def _priority(kind: Kind, conf: Confidence) -> int:
     return 1 if conf is not Confidence.possible else 2
 
 
+def _speed(mps: float) -> str:
+    return f"{mps:.0f} m/s" if math.isfinite(mps) else "no time between the fixes"
+
+
 def _fresh(a: datetime, b: datetime, max_age_s: float) -> bool:
     return abs((a - b).total_seconds()) <= max_age_s
+
+
+def _closing(
+    hist: deque[tuple[datetime, float, float]],
+    dist: float,
+    acc: float,
+    pol: Policy,
+    horizon: datetime,
+) -> float:
+    """Rule 4: by how much the person closed in, in metres (0 when not).
+
+    `hist` holds earlier (time, distance, accuracy) samples, oldest first: those at or after
+    `horizon` (the window), and before them at most one older sample, kept only as part of
+    the oldest run. (`dist`, `acc`) is the newest fix. "Accuracy" is the sum of every accuracy
+    radius in that distance (his fix, and her fix for a protected person). Closing in from an
+    old sample to a new one must exceed `approach_min_closing_m` and twice both accuracies.
+
+    One fix proves nothing against multipath (a jump of 150 m claiming 10 m looks like a run),
+    and multipath often lasts a few fixes. So each side is a run of `approach_confirm_fixes`
+    consecutive samples: the newest run (ending with this fix) at its farthest, an earlier
+    run at its nearest, with the largest accuracy of each: outliers in fewer consecutive fixes
+    than a run cannot make an approach. While the window holds too few samples for such runs
+    (a device just in range, one fix every few minutes) shorter runs stand in, down to single
+    fixes, and the closing must also exceed `approach_unpaired_closing_m` (more than a
+    multipath jump): a fast car with one fix a minute is still warned on its second fix."""
+    n = len(hist) + 1  # samples, this fix last
+    first = 1 if hist[0][0] < horizon else 0  # hist[0] only extends the oldest run
+    k_full = pol.approach_confirm_fixes
+    k = k_full
+    # an old run must end in the window and before the new run: n - k - 1 >= max(first, k - 1)
+    while k > 1 and n - k - 1 < max(first, k - 1):
+        k -= 1
+    if n - k - 1 < first:
+        return 0.0
+    need = pol.approach_min_closing_m
+    if k < k_full:
+        need = max(need, pol.approach_unpaired_closing_m)
+    new_d, new_acc = dist, acc
+    for i in range(n - k, n - 1):
+        _, d, a = hist[i]
+        if d > new_d:
+            new_d = d
+        if a > new_acc:
+            new_acc = a
+    best = 0.0
+    for end in range(max(first, k - 1), n - k):
+        old_d, old_acc = math.inf, 0.0
+        for i in range(end - k + 1, end + 1):
+            _, d, a = hist[i]
+            if d < old_d:
+                old_d = d
+            if a > old_acc:
+                old_acc = a
+        gain = old_d - new_d
+        if gain > best and gain > need and gain > 2 * (old_acc + new_acc):
+            best = gain
+    return best
 
 
 _INCIDENT_KIND = {
@@ -105,6 +204,14 @@ class BanState:
         # past episodes per key: (first, last) event time, so that an out-of-order fix inside
         # a span that was already alerted on is not "late evidence"
         self.spans: dict[str, deque[tuple[datetime, datetime]]] = {}
+        # rule 3: per device, the newest applied fix and the newest plausible one (the same
+        # object unless the newest was an implausible jump)
+        self.device_last: dict[str, LastFix] = {}
+        self.device_anchor: dict[str, LastFix] = {}
+        # rule 4: approach episode key -> event time it last closed in
+        self.closing_at: dict[str, datetime] = {}
+        # rule 5: per person, a thin recent history (bans with proximity_m only)
+        self.recent: dict[str, deque[LastFix]] = {}
 
     # ------------------------------------------------------------------ fixes
     def apply_fix(
@@ -118,9 +225,12 @@ class BanState:
             ctx.guard("late_evidence", lambda: self._late(ctx, fix, restrained, zone_sd))
             return False
         self.newest[fix.device_id] = fix.ts
-        me = LastFix.of(fix)
+        pol = ctx.policy
+        me = self._plausibility(fix, pol.max_speed_mps)
         self.last_fix[fix.person_id] = me
         rec = ctx.ban.record
+        if rec.proximity_m is not None:
+            self._remember(fix.person_id, me, pol)
         # each detector isolated as by `ctx.guard`, with the `try` written out: this runs for
         # every fix, and a `try` costs nothing until something raises
         if restrained:
@@ -130,28 +240,85 @@ class BanState:
                 ctx.failed("signal_lost", exc)
             for zone_id in sorted(zone_sd):
                 try:
-                    self._zone(ctx, zone_id, zone_sd[zone_id], fix)
+                    self._zone(ctx, zone_id, zone_sd[zone_id], fix, me.jump_mps)
                 except Exception as exc:
                     ctx.failed("zone_breach", exc)
             if rec.proximity_m is not None:
                 for p in rec.protected_persons:
-                    other = self.last_fix.get(p)
-                    if other is not None and _fresh(other.ts, fix.ts, ctx.policy.max_fix_age_s):
+                    other = self._at_time(p, fix.ts, pol.max_fix_age_s)
+                    if other is not None:
                         ctx.guard("proximity_breach", self._proximity, ctx, p, me, other, fix.ts)
             try:
-                self._approach(ctx, fix, zone_sd)
+                self._approach(ctx, fix, zone_sd, me)
             except Exception as exc:
                 ctx.failed("approach", exc)
         elif rec.proximity_m is not None:
-            r = self.last_fix.get(rec.restrained_person)
-            if r is not None and _fresh(r.ts, fix.ts, ctx.policy.max_fix_age_s):
+            r = self._at_time(rec.restrained_person, fix.ts, pol.max_fix_age_s)
+            if r is not None:
                 ctx.guard("proximity_breach", self._proximity, ctx, fix.person_id, r, me, fix.ts)
         return True
 
-    def _zone(self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix) -> None:
+    def _plausibility(self, fix: LocationFix, max_speed_mps: float) -> LastFix:
+        """Rule 3: the fix as a `LastFix`, with `jump_mps` set when its implied speed from the
+        device's previous applied fix, and from the device's newest plausible fix before
+        that, exceeds `max_speed_mps`. Either way it becomes the device's newest fix: a
+        multipath outlier is followed by fixes plausible from the fix before it, a real fast
+        move by fixes plausible from it."""
+        dev = fix.device_id
+        prev = self.device_last.get(dev)
+        jump = 0.0
+        if prev is not None and not _surely_plausible(prev, fix, max_speed_mps):
+            jump = implied_speed(prev, fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+            if jump > max_speed_mps:
+                anchor = self.device_anchor.get(dev)
+                if anchor is not None and anchor is not prev:
+                    jump = min(
+                        jump, implied_speed(anchor, fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+                    )
+            if jump <= max_speed_mps:
+                jump = 0.0
+        me = LastFix.of(fix, jump)
+        self.device_last[dev] = me
+        if not jump:
+            self.device_anchor[dev] = me
+        return me
+
+    def _remember(self, person: str, me: LastFix, pol: Policy) -> None:
+        """Rule 5: keep a thin recent history of `person`'s fixes (at least
+        `RECENT_SPACING * max_fix_age_s` apart, at most `RECENT_FIXES`)."""
+        q = self.recent.get(person)
+        if q is None:
+            self.recent[person] = deque([me], maxlen=RECENT_FIXES)
+        elif (me.ts - q[-1].ts).total_seconds() >= pol.max_fix_age_s * RECENT_SPACING:
+            q.append(me)
+
+    def _at_time(self, person: str, ts: datetime, max_age_s: float) -> LastFix | None:
+        """Rule 5: `person`'s latest fix if it is within `max_age_s` of `ts`, else the fix of
+        the recent history closest in time to `ts` (at most `max_age_s` apart), else None."""
+        last = self.last_fix.get(person)
+        if last is None:
+            return None
+        if _fresh(last.ts, ts, max_age_s):
+            return last
+        q = self.recent.get(person)
+        if not q or (q[0].ts - ts).total_seconds() > max_age_s:
+            return None
+        best: LastFix | None = None
+        gap = max_age_s
+        for f in q:
+            d = abs((f.ts - ts).total_seconds())
+            if d <= gap:
+                best, gap = f, d
+        return best
+
+    def _zone(
+        self, ctx: Ctx, zone_id: str, sd: float, fix: LocationFix, jump_mps: float = 0.0
+    ) -> None:
         pol = ctx.policy
         coarse = fix.accuracy_m > pol.max_accuracy_m
         lvl = level(sd, fix.accuracy_m, coarse)
+        if jump_mps and lvl is not None:  # rule 3: an implausible jump counts as possible
+            lvl = Confidence.possible
         key = f"zone_breach|{zone_id}"
         held = self.episodes.get(key)
         if held is None and lvl is None:  # no episode, none starts: nothing to say (most fixes)
@@ -169,6 +336,11 @@ class BanState:
             )
         elif lvl is Confidence.probable:
             why = f"fix inside {what}, accuracy disc partly outside"
+        elif lvl is Confidence.possible and jump_mps and sd <= 0:
+            why = (
+                f"fix inside {what}, but an implausible jump ({_speed(jump_mps)} from "
+                f"the previous fix, limit {pol.max_speed_mps:g} m/s): counts as possible"
+            )
         elif lvl is Confidence.possible and coarse and sd <= 0:
             why = (
                 f"fix inside {what} but accuracy {fix.accuracy_m:g} m exceeds "
@@ -208,11 +380,20 @@ class BanState:
         coarse = max(r.accuracy_m, pf.accuracy_m) > pol.max_accuracy_m
         sd = d - prox
         lvl = level(sd, spread, coarse)
+        jump = max(r.jump_mps, pf.jump_mps)
+        if jump and lvl is not None:  # rule 3: an implausible jump counts as possible
+            lvl = Confidence.possible
         key = f"proximity_breach|{p}"
         ep, tr = observe(self.episodes.get(key), lvl, sd, spread, pol)
         if tr is Transition.none:
             return
-        if lvl is Confidence.confirmed:
+        if jump and lvl is not None and sd <= 0:
+            who = "the restrained person's" if r.jump_mps else f"protected person {p}'s"
+            why = (
+                f"within {prox:g} m of protected person {p}, but {who} fix is an implausible "
+                f"jump ({_speed(jump)}, limit {pol.max_speed_mps:g} m/s): counts as possible"
+            )
+        elif lvl is Confidence.confirmed:
             why = f"within {prox:g} m of protected person {p}, even at the farthest separation"
         elif lvl is Confidence.probable:
             why = f"within {prox:g} m of protected person {p}; accuracy discs reach beyond"
@@ -242,63 +423,95 @@ class BanState:
             f"apart from protected person {p} beyond {prox:g} m + margin",
         )
 
-    def _approach(self, ctx: Ctx, fix: LocationFix, zone_sd: dict[str, float]) -> None:
-        """Warn when the restrained person is within `approach_m` of a zone (+ buffer) or of a
-        protected person's proximity circle and really closing in: the distance shrank, within
-        `approach_window_s`, by more than `approach_min_closing_m` and more than twice the two
-        fixes' accuracies together (68 % radii: jitter often exceeds one radius), so that GPS
-        jitter alone never looks like an approach."""
+    def _approach(
+        self, ctx: Ctx, fix: LocationFix, zone_sd: dict[str, float], me: LastFix
+    ) -> None:
+        """Rule 4: warn when the restrained person is within `approach_m` of a zone (+ buffer)
+        or of a protected person's proximity circle and really closing in (see `_closing`).
+
+        Fixes up to `approach_m + max_speed_mps * approach_window_s` away are remembered (a
+        thin sample, at most 16 over the window, so the cost per fix stays flat), so that a
+        fast approach with one fix a minute is still warned. An implausible jump (rule 3)
+        neither closes in nor is remembered. An episode ends when the person has not closed
+        in for `approach_window_s`, or a fix is farther than `approach_m + exit_margin_m`.
+        Revisions are published only when the distance moved by `approach_revision_m`."""
         pol = ctx.policy
-        if fix.accuracy_m > pol.max_accuracy_m:
+        if fix.accuracy_m > pol.max_accuracy_m or me.jump_mps:
             return
         rec = ctx.ban.record
-        targets: list[tuple[str, float, str | None, str | None]] = [
-            (f"zone:{z}", sd, z, None) for z, sd in sorted(zone_sd.items())
+        targets: list[tuple[str, float, float, str | None, str | None]] = [
+            (f"zone:{z}", sd, fix.accuracy_m, z, None) for z, sd in sorted(zone_sd.items())
         ]
         if rec.proximity_m is not None:
             for p in rec.protected_persons:
                 pf = self.last_fix.get(p)
-                if pf is not None and _fresh(pf.ts, fix.ts, pol.max_fix_age_s):
+                if pf is not None and not pf.jump_mps and _fresh(pf.ts, fix.ts, pol.max_fix_age_s):
                     d = chord_m(fix.lat, fix.lon, pf.lat, pf.lon) - rec.proximity_m
-                    targets.append((f"person:{p}", d, None, p))
+                    # her accuracy is involved too (rule 4)
+                    targets.append((f"person:{p}", d, fix.accuracy_m + pf.accuracy_m, None, p))
         window = duration(pol.approach_window_s)
-        # keep a thin sample (at most 16 over the window): cost stays flat however often
-        # a device reports
-        spacing = pol.approach_window_s / 15
-        keep_within = 2 * pol.approach_m
-        for target, dist, zone_id, person in targets:
+        spacing = duration(pol.approach_window_s / 15)
+        keep_within = pol.approach_m + pol.max_speed_mps * pol.approach_window_s
+        for target, dist, acc, zone_id, person in targets:
+            key = f"approach|{target}"
+            held = self.episodes.get(key)
+            exit_reason = ""
             hist = self.approach.get(target)
             closing = 0.0
             if hist is None:  # most fixes: far from every target, nothing to remember
                 if dist <= keep_within:
-                    self.approach[target] = deque([(fix.ts, dist, fix.accuracy_m)])
+                    self.approach[target] = deque([(fix.ts, dist, acc)])
             else:
                 horizon = fix.ts - window
-                while hist and hist[0][0] < horizon:
+                # the newest sample before the window stays (up to one more window), as the
+                # partner of the oldest one in it
+                while len(hist) > 1 and hist[1][0] < horizon:
                     hist.popleft()
-                # the largest shrink beyond both thresholds (which are >= 0), else 0
-                for _, h_d, h_acc in hist:
-                    gain = h_d - dist
-                    if gain > closing and gain > max(
-                        pol.approach_min_closing_m, 2 * (h_acc + fix.accuracy_m)
-                    ):
-                        closing = gain
+                if hist and hist[0][0] < horizon - window:
+                    hist.popleft()
+                if hist and (held is not None or dist <= pol.approach_m):
+                    closing = _closing(hist, dist, acc, pol, horizon)
                 if dist <= keep_within and (
-                    not hist or (fix.ts - hist[-1][0]).total_seconds() >= spacing
+                    not hist or fix.ts - hist[-1][0] >= spacing
                 ):
-                    hist.append((fix.ts, dist, fix.accuracy_m))
+                    hist.append((fix.ts, dist, acc))
                 elif not hist:
                     del self.approach[target]
-            key = f"approach|{target}"
-            held = self.episodes.get(key)
-            in_range = dist <= pol.approach_m
-            # already inside: that is a breach, not an approach (an open approach goes on)
-            opens = closing > 0 and dist > 0
-            lvl = Confidence.probable if in_range and (held is not None or opens) else None
-            if held is None and lvl is None:  # no episode, none starts
-                continue
-            ep, tr = observe(held, lvl, dist - pol.approach_m, fix.accuracy_m, pol)
             name = f"zone '{zone_id}'" if zone_id else f"protected person {person}"
+            if held is None:
+                # already inside: that is a breach, not an approach
+                if not (closing > 0 and 0 < dist <= pol.approach_m):
+                    continue
+                ep: Episode | None = Episode(Confidence.probable)
+                tr = Transition.enter
+                self.closing_at[key] = fix.ts
+            else:
+                ep, tr = held, Transition.stay
+                if closing > 0:
+                    self.closing_at[key] = fix.ts
+                since = self.closing_at.get(key, fix.ts)
+                if dist > pol.approach_m + pol.exit_margin_m:
+                    ep, tr = None, Transition.exit
+                    exit_reason = (
+                        f"moved away from {name} beyond {pol.approach_m:g} m + "
+                        f"{pol.exit_margin_m:g} m margin"
+                    )
+                elif fix.ts - since >= window:
+                    ep, tr = None, Transition.exit
+                    exit_reason = (
+                        f"not closing in on {name} for {pol.approach_window_s:g} s "
+                        f"(last at {rfc3339(since)})"
+                    )
+                else:
+                    aid = self.open.get(key)
+                    published = None if aid is None else self.alerts[aid].distance_m
+                    if (
+                        published is not None
+                        and abs(max(0.0, dist) - published) < pol.approach_revision_m
+                    ):
+                        continue  # nothing material changed: no revision
+                if tr is Transition.exit:
+                    self.closing_at.pop(key, None)
             why = f"{max(dist, 0.0):.0f} m from {name}" + (
                 f", {closing:.0f} m closer within {pol.approach_window_s:g} s"
                 if closing > 0
@@ -318,16 +531,7 @@ class BanState:
                 a.reason = why
                 a.device_id = fix.device_id
 
-            self._step(
-                ctx,
-                key,
-                ep,
-                tr,
-                fix.ts,
-                make,
-                refresh,
-                f"moved away from {name} beyond {pol.approach_m:g} m + margin",
-            )
+            self._step(ctx, key, ep, tr, fix.ts, make, refresh, exit_reason)
 
     def _late(
         self, ctx: Ctx, fix: LocationFix, restrained: bool, zone_sd: dict[str, float]
@@ -350,12 +554,17 @@ class BanState:
         if rec.proximity_m is not None:
             pairs: list[tuple[str, LastFix | None, LastFix | None]]
             me = LastFix.of(fix)
+            # rule 5: the other person's fix closest in time to this one, not the latest
             if restrained:
-                pairs = [(p, me, self.last_fix.get(p)) for p in rec.protected_persons]
+                pairs = [
+                    (p, me, self._at_time(p, fix.ts, pol.max_fix_age_s))
+                    for p in rec.protected_persons
+                ]
             else:
-                pairs = [(fix.person_id, self.last_fix.get(rec.restrained_person), me)]
+                r_at = self._at_time(rec.restrained_person, fix.ts, pol.max_fix_age_s)
+                pairs = [(fix.person_id, r_at, me)]
             for p, r, pf in pairs:
-                if r is None or pf is None or not _fresh(r.ts, pf.ts, pol.max_fix_age_s):
+                if r is None or pf is None:
                     continue
                 sd = chord_m(r.lat, r.lon, pf.lat, pf.lon) - rec.proximity_m
                 lvl = level(
@@ -527,6 +736,7 @@ class BanState:
                 if aid == a.alert_id:
                     del self.open[key]
                     self.episodes.pop(key, None)
+                    self.closing_at.pop(key, None)
         ctx.out.append((ALERTS, a.alert_id, revision))
 
     # ----------------------------------------------------------------- timers

@@ -49,7 +49,7 @@ class SnapshotError(ValueError):
 
 # ------------------------------------------------------------------------------ public API
 def dump_ban_state(st: BanState) -> dict[str, Any]:
-    """Everything `st` holds, as a JSON-ready dict (`"v": 1`)."""
+    """Everything `st` holds, as a JSON-ready dict (`"v": VERSION`)."""
     # Written for every fix the stream applies, so: each datetime object is formatted once
     # (a fix's time is in `newest`, `last_fix` and `watch`), empty maps cost no loop.
     texts: dict[int, str] = {}
@@ -61,7 +61,7 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
         return text
 
     def fix(f: LastFix, where: str) -> dict[str, Any]:
-        lat, lon, acc = f.lat, f.lon, f.accuracy_m
+        lat, lon, acc, jump = f.lat, f.lon, f.accuracy_m, f.jump_mps
         plain = type(lat) is float and type(lon) is float and type(acc) is float
         if not (plain and isfinite(lat) and isfinite(lon) and isfinite(acc)):
             return {
@@ -70,6 +70,7 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
                 "accuracy_m": _num(acc),
                 "ts": ts(f.ts, where),
                 "device_id": f.device_id,
+                "jump_mps": _num(jump),
             }
         return {
             "lat": lat,
@@ -77,6 +78,7 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
             "accuracy_m": acc,
             "ts": ts(f.ts, where),
             "device_id": f.device_id,
+            "jump_mps": jump if type(jump) is float and isfinite(jump) else _num(jump),
         }
 
     return {
@@ -123,6 +125,21 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
         ]
         if st.spans
         else [],
+        "device_last": [[k, fix(f, "device_last")] for k, f in st.device_last.items()]
+        if st.device_last
+        else [],
+        "device_anchor": [[k, fix(f, "device_anchor")] for k, f in st.device_anchor.items()]
+        if st.device_anchor
+        else [],
+        "closing_at": [[k, ts(t, "closing_at")] for k, t in st.closing_at.items()]
+        if st.closing_at
+        else [],
+        "recent": [
+            [k, {"maxlen": q.maxlen, "items": [fix(f, "recent") for f in q]}]
+            for k, q in st.recent.items()
+        ]
+        if st.recent
+        else [],
     }
 
 
@@ -154,11 +171,16 @@ def load_ban_state(data: Mapping[str, Any]) -> BanState:
         raise SnapshotError("snapshot: incidents_seen: duplicate incident id")
     st.opened = _pairs(d["opened"], "opened", _int)
     st.spans = _pairs(d["spans"], "spans", lambda x, w: _deque_in(x, w, _span_in))
+    st.device_last = _pairs(d["device_last"], "device_last", _fix_in)
+    st.device_anchor = _pairs(d["device_anchor"], "device_anchor", _fix_in)
+    st.closing_at = _pairs(d["closing_at"], "closing_at", _dt)
+    st.recent = _pairs(d["recent"], "recent", lambda x, w: _deque_in(x, w, _fix_in))
     return st
 
 
 def dump_alert(a: Alert) -> dict[str, Any]:
-    """Every field of `a`, as a JSON-ready dict (`"v": 1`): an unmatched-incident alert."""
+    """Every field of `a`, as a JSON-ready dict (`"v": VERSION`): an unmatched-incident
+    alert."""
     return {"v": VERSION, **_alert_out(a, _ts)}
 
 
@@ -167,22 +189,36 @@ def load_alert(data: Mapping[str, Any]) -> Alert:
     return _alert_in(_doc(data, "alert", _ALERT_KEYS), "alert")
 
 
-def dump_knock(tracker: KnockTracker, person: str) -> list[str] | None:
-    """The approach-alert times counted for `person` (oldest first), or None when none are."""
+def dump_knock(tracker: KnockTracker, person: str) -> dict[str, Any] | None:
+    """`person`'s approach events counted since the last knock (oldest first) and the last
+    counted event, or None when there is neither."""
     q = tracker._seen.get(person)
-    return [_ts(t, "knock") for t in q] if q else None
+    last = tracker._last.get(person)
+    if not q and last is None:
+        return None
+    return {
+        "counted": [_ts(t, "knock.counted") for t in q] if q else [],
+        "last": None if last is None else _ts(last, "knock.last"),
+    }
 
 
-def load_knock(tracker: KnockTracker, person: str, data: list[str] | None) -> None:
-    """Set `person`'s count in `tracker` to what `dump_knock` wrote; None or [] removes it."""
+def load_knock(tracker: KnockTracker, person: str, data: object) -> None:
+    """Set `person`'s count in `tracker` to what `dump_knock` wrote; None removes it."""
     if data is None:
         tracker._seen.pop(person, None)
+        tracker._last.pop(person, None)
         return
-    times = [_dt(x, f"knock[{i}]") for i, x in enumerate(_list(data, "knock"))]
+    d = _obj(data, "knock", frozenset({"counted", "last"}))
+    times = [_dt(x, f"knock.counted[{i}]") for i, x in enumerate(_list(d["counted"], "knock"))]
+    last = None if d["last"] is None else _dt(d["last"], "knock.last")
     if times:
         tracker._seen[person] = deque(times)
     else:
         tracker._seen.pop(person, None)
+    if last is not None:
+        tracker._last[person] = last
+    else:
+        tracker._last.pop(person, None)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -277,7 +313,7 @@ def _alert_out(a: Alert, ts: Callable[[datetime, str], str]) -> dict[str, Any]:
 # A field added to BanState or Alert but not here makes every load fail: loudly, not lossily.
 _BAN_KEYS = frozenset(dump_ban_state(BanState("")))
 _ALERT_KEYS = frozenset(f.name for f in fields(Alert))
-_FIX_KEYS = frozenset({"lat", "lon", "accuracy_m", "ts", "device_id"})
+_FIX_KEYS = frozenset({"lat", "lon", "accuracy_m", "ts", "device_id", "jump_mps"})
 _NAME = re.compile(r"[a-z_$][a-z0-9_]{0,39}")
 
 
@@ -407,6 +443,7 @@ def _fix_in(x: object, where: str) -> LastFix:
         _float(d["accuracy_m"], f"{where}.accuracy_m"),
         _dt(d["ts"], f"{where}.ts"),
         _str(d["device_id"], f"{where}.device_id"),
+        _float(d["jump_mps"], f"{where}.jump_mps"),
     )
 
 

@@ -67,19 +67,30 @@ def follow_up_chain(alert: Alert, at: datetime, policy: Policy) -> list[Output]:
 
 
 class KnockTracker:
-    """Counts approach alerts per restrained person; `knock_after_approaches` of them within
-    `knock_window_s` raise one `knock` task, then the count starts again."""
+    """Counts approach *events* per restrained person (contract v2 rule 6):
+    `knock_after_approaches` of them within `knock_window_s` raise one `knock` task, then the
+    count starts again. An approach alert that opens within `knock_event_gap_s` of the last
+    counted one (any ban, zone or protected person) is the same event and is not counted.
+
+    `_seen`: per person, the counted events since the last knock (oldest first); `_last`: the
+    last counted event, kept across a knock so that the gap still applies after it."""
 
     def __init__(self) -> None:
         self._seen: dict[str, deque[datetime]] = {}
+        self._last: dict[str, datetime] = {}
 
     def observe(self, alert: Alert, policy: Policy) -> list[Output]:
         if alert.kind is not Kind.approach or alert.restrained_person is None:
             return []
+        person, at = alert.restrained_person, alert.opened_at
+        last = self._last.get(person)
+        if last is not None and abs((at - last).total_seconds()) < policy.knock_event_gap_s:
+            return []  # the same approach event
+        self._last[person] = at
         window = timedelta(seconds=policy.knock_window_s)
-        q = self._seen.setdefault(alert.restrained_person, deque())
-        q.append(alert.opened_at)
-        while q and q[0] <= alert.opened_at - window:
+        q = self._seen.setdefault(person, deque())
+        q.append(at)
+        while q and q[0] <= at - window:
             q.popleft()
         if len(q) < policy.knock_after_approaches:
             return []
@@ -88,9 +99,13 @@ class KnockTracker:
             task(
                 "knock",
                 alert,
-                alert.opened_at,
+                at,
                 policy.interview_due_s,
                 role="outreach",
-                id_extra=rfc3339(alert.opened_at),
+                id_extra=rfc3339(at),
             )
         ]
+
+    def persons(self) -> list[str]:
+        """Everyone with a count or a last counted event."""
+        return list(dict.fromkeys([*self._seen, *self._last]))

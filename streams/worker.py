@@ -144,7 +144,7 @@ class Worker:
         self.on_adopted: Callable[[], None] | None = None
         self.applied: dict[str, int] = {}  # "src:partition" -> last applied offset
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
-        self._knock_written: dict[str, list[str] | None] = {}  # person -> last knock written
+        self._knock_written: dict[str, Any] = {}  # person -> last knock count written
         self._marks_written: dict[str, int] = {}  # "src:partition" -> offset in the changelog
         self.done: dict[TopicPartition, int] = {}  # hot partition -> next offset to process
         self.hot_consumer: AIOKafkaConsumer | None = None

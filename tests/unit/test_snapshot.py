@@ -148,7 +148,7 @@ def swap_everything(engine: Engine) -> None:
     for aid, a in list(engine.unmatched.items()):
         engine.unmatched[aid] = load_alert(json.loads(text(dump_alert(a))))
     fresh = KnockTracker()
-    for person in engine.knock._seen:
+    for person in engine.knock.persons():
         load_knock(fresh, person, json.loads(text(dump_knock(engine.knock, person))))
     engine.knock = fresh
 
@@ -204,19 +204,20 @@ def check_round_trip(engine: Engine, seen: Seen) -> None:
         seen.unmatched += 1
         _note_alert(a, seen)
     restored = KnockTracker()
-    for person in engine.knock._seen:
+    for person in engine.knock.persons():
         first = text(dump_knock(engine.knock, person))
         load_knock(restored, person, json.loads(first))
         assert text(dump_knock(restored, person)) == first
-        seen.knock += bool(engine.knock._seen[person])
+        seen.knock += bool(engine.knock._seen.get(person))
     assert shape(restored) == shape(_nonempty_knock(engine.knock))
 
 
 def _nonempty_knock(tracker: KnockTracker) -> KnockTracker:
-    """`tracker` without its emptied entries (a knock clears its count; the snapshot of an
-    empty count is None, which removes the entry)."""
+    """`tracker` without its emptied counts (a knock clears a count; the snapshot holds an
+    empty count as no entry), its last counted events kept."""
     out = KnockTracker()
     out._seen = {p: q for p, q in tracker._seen.items() if q}
+    out._last = dict(tracker._last)
     return out
 
 
@@ -272,6 +273,10 @@ def edge_state() -> BanState:
     st.signal_rise["EM-1"] = t0 + timedelta(hours=1)
     st.incidents_seen |= {"I-2", "I-1", "I-10"}
     st.opened["zone_breach|home"] = 2
+    st.device_last["EM-1"] = LastFix(59.2, 17.7, 5.0, t0, "EM-1", math.inf)
+    st.device_anchor["EM-1"] = LastFix(59.1, 17.6, 8.5, t0 - timedelta(seconds=1), "EM-1", 0)
+    st.closing_at["approach|zone:work"] = t0
+    st.recent["P-1"] = deque([LastFix(59, 17.5, 3, t0, "EM-1", 41.5)], maxlen=4)
     a = Alert(
         alert_id="A-1",
         kind=Kind.zone_breach,
@@ -320,16 +325,19 @@ def test_knock_round_trip_and_removal() -> None:
     k = KnockTracker()
     assert dump_knock(k, "P-1") is None
     k._seen["P-1"] = deque([t0, t0 + timedelta(days=1)])
+    k._last["P-1"] = t0 + timedelta(days=1)
     data = json.loads(text(dump_knock(k, "P-1")))
     k2 = KnockTracker()
     load_knock(k2, "P-1", data)
     assert shape(k2) == shape(k)
-    load_knock(k2, "P-1", [])
-    assert "P-1" not in k2._seen
-    load_knock(k2, "P-1", data)
     load_knock(k2, "P-1", None)
-    assert "P-1" not in k2._seen
-    k._seen["P-1"].clear()  # a knock emptied the count
+    assert "P-1" not in k2._seen and "P-1" not in k2._last
+    k._seen["P-1"].clear()  # a knock emptied the count: the last counted event stays
+    data = json.loads(text(dump_knock(k, "P-1")))
+    assert data == {"counted": [], "last": "2026-11-23T10:00:00.000005+00:00"}
+    load_knock(k2, "P-1", data)
+    assert "P-1" not in k2._seen and k2._last["P-1"] == k._last["P-1"]
+    del k._last["P-1"]
     assert dump_knock(k, "P-1") is None
 
 
@@ -453,7 +461,18 @@ def test_malformed_alert_raises() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", ["2026-11-22T10:00:00Z", [1], ["2026-11-22T10:00:00"], [None], {"a": 1}]
+    "data",
+    [
+        "2026-11-22T10:00:00Z",
+        [1],
+        ["2026-11-22T10:00:00Z"],
+        {"a": 1},
+        {"counted": [1], "last": None},
+        {"counted": ["2026-11-22T10:00:00"], "last": None},
+        {"counted": [], "last": "2026-11-22T10:00:00"},
+        {"counted": "x", "last": None},
+        {"counted": [], "last": None, "more": 1},
+    ],
 )
 def test_malformed_knock_raises(data: Any) -> None:
     with pytest.raises(SnapshotError) as exc:
