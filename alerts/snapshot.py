@@ -123,6 +123,7 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
         ]
         if st.spans
         else [],
+        "ended": None if st.ended is None else ts(st.ended, "ended"),
     }
 
 
@@ -154,6 +155,7 @@ def load_ban_state(data: Mapping[str, Any]) -> BanState:
         raise SnapshotError("snapshot: incidents_seen: duplicate incident id")
     st.opened = _pairs(d["opened"], "opened", _int)
     st.spans = _pairs(d["spans"], "spans", lambda x, w: _deque_in(x, w, _span_in))
+    st.ended = None if d["ended"] is None else _dt(d["ended"], "ended")
     return st
 
 

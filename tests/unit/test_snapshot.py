@@ -272,6 +272,7 @@ def edge_state() -> BanState:
     st.signal_rise["EM-1"] = t0 + timedelta(hours=1)
     st.incidents_seen |= {"I-2", "I-1", "I-10"}
     st.opened["zone_breach|home"] = 2
+    st.ended = t0 + timedelta(hours=2, microseconds=7)
     a = Alert(
         alert_id="A-1",
         kind=Kind.zone_breach,
