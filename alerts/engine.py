@@ -547,7 +547,6 @@ class Engine:
         out: list[Output] = []
         if sos:  # always priority 1 (rule 8): units recommended, respond sent, escalation
             a.set_priority(1, inc.ts)
-            a.protected_position = here
             if here is not None:
                 recs = self.fleet.nearest(
                     here["lat"], here["lon"], inc.ts, self.policy, self.policy.recommended_units
