@@ -369,7 +369,17 @@ class Engine:
         self.touched_unmatched.clear()
 
     def adopt(self, st: BanState) -> None:
-        """Take over a ban's state restored from the stream's table; its timers are armed."""
+        """Take over a ban's state restored from the stream's table; its timers are armed
+        (an end of life missed meanwhile, as a tombstone read before the state, is due at
+        once)."""
+        held = self.registry.get(st.ban_id)
+        if (
+            st.ended is not None
+            and held is not None
+            and held.record.status == "active"
+            and (held.record.valid_until is None or held.record.valid_until > st.ended)
+        ):
+            st.ended = None  # in force again (a newer version) since its life ended
         self.states[st.ban_id] = st
         for alert_id in st.alerts:
             self.alert_owner[alert_id] = st.ban_id
@@ -599,7 +609,7 @@ class Engine:
                     # validity over at `at`: what was due before it still happens first
                     ctx = self._ctx(held, now)
                     st.tick(ctx, at - _TICK)
-                    out.extend(ctx.out)
+                    out.extend(self._collect(ban_id, ctx))
                 out.extend(st.end_of_life(at, why))
                 self.touched.add(ban_id)
                 if held is not None:

@@ -399,3 +399,53 @@ def test_a_future_records_dead_letter_names_no_distance_from_now(shift_s: int) -
     later = now + timedelta(seconds=shift_s)
     assert newest_record_time("poison") > later + timedelta(seconds=POLICY.max_future_skew_s)
     assert replay_bytes("poison", later.isoformat()) == replay_bytes("poison", now.isoformat())
+
+
+# ------------------------------------------------------- the stream's hand-over of states
+def _breach_state(b: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+    """A ban's state with an open priority-1 zone breach, as the stream's table holds it."""
+    from alerts.snapshot import dump_ban_state
+
+    centre = b["zones"]["features"][0]["geometry"]["coordinates"]
+    engine = Engine(POLICY, partial=True)
+    now = datetime(2026, 11, 22, 10, 0, 5, tzinfo=UTC)
+    engine.handle(Incoming(BANS, b["ban_id"], json.dumps(b).encode()), now)
+    value = {
+        "person_id": b["restrained_person"],
+        "device_id": "PH-1",
+        "ts": "2026-11-22T10:00:00Z",
+        "lat": centre[1],
+        "lon": centre[0],
+        "accuracy_m": 5.0,
+        "source": "phone",
+    }
+    raw = json.dumps(value).encode()
+    res = engine.handle(
+        Incoming(POSITIONS, b["restrained_person"], raw, scope=value["person_id"]), now
+    )
+    assert [v["state"] for t, _, v in res.outputs if t == "alerts"] == ["open"]
+    return dump_ban_state(engine.states[b["ban_id"]]), now
+
+
+def test_a_state_adopted_after_its_ban_was_lifted_resolves_at_the_next_tick() -> None:
+    from alerts.snapshot import load_ban_state
+
+    b = json.loads((SCENARIOS / "v2_end_of_life" / "bans.jsonl").open().readline())
+    data, now = _breach_state(b)
+    later = now + timedelta(seconds=5)  # before the escalation is due
+    engine = Engine(POLICY, partial=True)
+    engine.handle(Incoming(BANS, b["ban_id"], json.dumps(b).encode()), later)
+    engine.handle(Incoming(BANS, b["ban_id"], None), later)  # the feed reads the tombstone first
+    engine.adopt(load_ban_state(data))
+    out = engine.tick(later)
+    assert [(v["state"], v["resolved_by"], v["updated_at"]) for _, _, v in out] == [
+        ("resolved", "system", "2026-11-22T10:00:10Z")
+    ]
+    assert engine.tick(later + timedelta(hours=1)) == []  # nothing escalates after that
+    # a ban in force again when its state is adopted alerts again
+    st = load_ban_state(data)
+    st.ended = now
+    engine2 = Engine(POLICY, partial=True)
+    engine2.handle(Incoming(BANS, b["ban_id"], json.dumps({**b, "version": 5}).encode()), later)
+    engine2.adopt(st)
+    assert engine2.states[b["ban_id"]].ended is None
