@@ -235,8 +235,10 @@ class Worker:
         # resolves the open alerts of a state held here (only this worker holds it: the
         # engine is partial), written at the next commit; a state adopted later resolves
         # them on the next tick
-        for output in self.engine.handle(msg, _now()).outputs:
-            self._send(output, hot=True)
+        result = self.engine.handle(msg, _now())
+        if result.outcome is Outcome.accepted:  # a rejected one's dead letter is not ours
+            for output in result.outputs:
+                self._send(output, hot=True)
 
     def _feed_patrol(
         self, key: str | None, value: bytes | None, partition: int, offset: int
