@@ -499,8 +499,9 @@ class Engine:
             st = self.states.get(ban_id)
             if st is None:
                 st = self.states[ban_id] = BanState(ban_id)
-            elif st.ended is None and self._ending(ban_id, now) is not None:
-                out.extend(self._end_of_life(ban_id, now))  # before an SOS for the ended ban
+            if st.ended is None and self._ending(ban_id, now) is not None:
+                # an SOS for an ended ban: its life ends first, so the SOS alert stays open
+                out.extend(self._end_of_life(ban_id, now))
             ctx = self._ctx(held, now)
             st.apply_incident(ctx, inc, how, responsible=i == 0)
             out.extend(self._collect(ban_id, ctx))

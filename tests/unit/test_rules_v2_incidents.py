@@ -473,3 +473,34 @@ def test_any_sub_log_replays_the_same_with_any_now_after_it(name: str, data: st.
     a = list(replay(bans, sub, POLICY, now, until))
     b = list(replay(bans, sub, POLICY, datetime.now(UTC), until))
     assert a == b
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_an_sos_for_an_ended_ban_stays_open_and_escalates(partial: bool) -> None:
+    """Also where no state of the ban existed before the SOS (the stream's partial engine):
+    the ban's end is applied first, so the SOS alert is not resolved by it afterwards."""
+    [b] = [
+        json.loads(line)
+        for line in (SCENARIOS / "v2_sos" / "bans.jsonl").open()
+        if json.loads(line)["ban_id"] == "KF-2026-0801"
+    ]
+    engine = Engine(POLICY, partial=partial)
+    now = ts(b["valid_until"]) + timedelta(days=1)
+    engine.handle(Incoming(BANS, b["ban_id"], json.dumps(b).encode()), now)
+    call = {"incident_id": "I-1", "ts": now.isoformat(), "kind": "sos", "person_id": "P-7205"}
+    raw = json.dumps(call).encode()
+    matched = tuple(engine.match_incident(engine_incident(raw)))
+    assert matched == (("KF-2026-0801", "person"),)
+    msg = Incoming(INCIDENTS, "I-1", raw, scope="P-7105", matched=matched if partial else None)
+    first = engine.handle(msg, now).outputs
+    assert [(v["kind"], v["state"], v["priority"]) for t, _, v in first if t == "alerts"] == [
+        ("sos", "open", 1)
+    ]
+    later = engine.tick(now + SLA + timedelta(hours=1))
+    assert [v["state"] for t, _, v in later if t == "alerts"] == ["escalated"]
+
+
+def engine_incident(raw: bytes) -> Any:
+    from geofence.decoding import decode
+
+    return decode(INCIDENTS, None, raw, datetime(2030, 1, 1, tzinfo=UTC), POLICY)
