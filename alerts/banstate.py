@@ -212,6 +212,9 @@ class BanState:
         self.closing_at: dict[str, datetime] = {}
         # rule 5: per person, a thin recent history (bans with proximity_m only)
         self.recent: dict[str, deque[LastFix]] = {}
+        # when the ban's end of life (lifted, revoked, validity over) was applied here: its
+        # alerts were resolved then; None while the ban is (again) in force
+        self.ended: datetime | None = None
 
     # ------------------------------------------------------------------ fixes
     def apply_fix(
@@ -689,7 +692,12 @@ class BanState:
         self._dispatch(ctx, a, at)
 
     # -------------------------------------------------------------- incidents
-    def apply_incident(self, ctx: Ctx, inc: Incident, matched_by: str) -> None:
+    def apply_incident(
+        self, ctx: Ctx, inc: Incident, matched_by: str, responsible: bool = True
+    ) -> None:
+        """One alert for this ban. `responsible`: this ban's alert sends the incident's one
+        `respond` (and `protect`) task; the other bans the incident matched send none
+        (rule 9). An SOS may match a ban no longer in force (the engine decides which)."""
         if inc.incident_id in self.incidents_seen:
             return
         self.incidents_seen.add(inc.incident_id)
@@ -699,6 +707,8 @@ class BanState:
         if kind is Kind.tamper and not rec.electronic_monitoring:
             prio = 3
             reason += "; the ban has no electronic monitoring"
+        if not rec.in_force(inc.ts):
+            reason += "; ban not in force"
         a = self._new_alert(ctx, kind, inc.ts, inc.incident_id)
         a.priority = prio
         a.set_priority(prio, inc.ts)
@@ -707,9 +717,12 @@ class BanState:
         a.reason = reason
         here = None if inc.lat is None or inc.lon is None else place(inc.lat, inc.lon, None, inc.ts)
         r = self.last_fix.get(rec.restrained_person)
-        r_place = None if r is None else place(r.lat, r.lon, r.accuracy_m, r.ts)
+        fresh = r is not None and _fresh(r.ts, inc.ts, ctx.policy.max_fix_age_s)
+        r_place = None if r is None or not fresh else place(r.lat, r.lon, r.accuracy_m, r.ts)
+        # `position` is where `respond` goes: the incident's position, else the restrained
+        # person's latest fresh fix
+        a.position = here or r_place
         if kind is Kind.sos:
-            a.position = r_place
             a.protected_position = here
             if here is None:
                 for p in rec.protected_persons:
@@ -717,10 +730,10 @@ class BanState:
                     if pf is not None:
                         a.protected_position = place(pf.lat, pf.lon, pf.accuracy_m, pf.ts)
                         break
-            if a.position is None:
+            if a.position is None:  # nothing else known: help goes to her
                 a.position = a.protected_position
-        else:
-            a.position = here or r_place
+        if not responsible:
+            a.respond_sent = True  # owed by the responsible ban's alert, not by this one
         self._refresh_units(ctx, a, inc.ts)
         ctx.out.append((ALERTS, a.alert_id, a.revision(inc.ts)))
         self._dispatch(ctx, a, inc.ts)
@@ -765,10 +778,29 @@ class BanState:
         for t in self.signal_rise.values():
             if best is None or t < best:
                 best = t
+        if self.open:
+            for _, t, _ in self._lost_timers(policy):
+                if best is None or t < best:
+                    best = t
         return best
 
+    def _lost_timers(self, policy: Policy) -> list[tuple[int, datetime, str]]:
+        """Proximity and approach episodes whose protected person's latest fix will be older
+        than `signal_timeout_s`: (3, due time, episode key)."""
+        out: list[tuple[int, datetime, str]] = []
+        timeout = duration(policy.signal_timeout_s)
+        for key in self.open:
+            person = _followed_person(key)
+            if person is None:
+                continue
+            pf = self.last_fix.get(person)
+            if pf is not None:
+                out.append((3, pf.ts + timeout, key))
+        return out
+
     def _timers(self, policy: Policy) -> list[tuple[int, datetime, str]]:
-        """(order, due time, reference): escalations, signal-loss openings and rises."""
+        """(order, due time, reference): escalations, signal-loss openings and rises, and
+        protected persons' positions lost."""
         out: list[tuple[int, datetime, str]] = []
         sla = duration(policy.ack_sla_s)
         for a in self.alerts.values():
@@ -784,6 +816,7 @@ class BanState:
                 out.append((1, last.ts + timeout, device))
         for device, t in self.signal_rise.items():
             out.append((2, t, device))
+        out.extend(self._lost_timers(policy))
         return out
 
     def tick(self, ctx: Ctx, now: datetime) -> None:
@@ -802,8 +835,10 @@ class BanState:
                     self._signal_lost(ctx, ref, t)
                 else:
                     del self.watch[ref]
-            else:
+            elif order == 2:
                 self._signal_rises(ctx, ref, t)
+            else:
+                self._position_lost(ctx, ref, t)
 
     def prune(self, now: datetime, policy: Policy) -> list[str]:
         """Drop alerts nobody can act on any more: resolved ones after `resolved_retention_s`,
@@ -932,44 +967,95 @@ class BanState:
             self._dispatch(ctx, a, at)  # a respond task still owed (no unit was free) goes now
 
     def _dispatch(self, ctx: Ctx, a: Alert, at: datetime) -> None:
-        """Tasks an alert calls for, each sent once: `respond` (+ `protect`) for priority 1,
-        the follow-up chain for confirmed violations."""
-        pol = ctx.policy
-        if a.priority == 1 and not a.respond_sent and a.position is not None:
-            # No fresh available unit now: the respond task is not given up, it is tried again
-            # with the alert's next revision (an update, the escalation).
-            recs = ctx.fleet.nearest(a.position["lat"], a.position["lon"], at, pol, 1)
-            if recs:
-                a.respond_sent = True
-                ctx.out.append(
+        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+
+    # ---------------------------------------------------------- end of life
+    def end_of_life(self, at: datetime, why: str) -> list[Output]:
+        """The ban was lifted, revoked or its validity ended (rule 7): every alert not yet
+        resolved gets a final revision, resolved by "system" with `why`; every episode and
+        monitoring timer of the ban ends with it, so nothing escalates or dispatches after."""
+        self.ended = at
+        out: list[Output] = []
+        for aid, a in self.alerts.items():
+            if a.state is State.resolved:
+                continue
+            a.resolved_by = "system"
+            a.episode = "ended"
+            a.reason = why
+            out.append((ALERTS, aid, a.revision(at, State.resolved)))
+        self.episodes.clear()
+        self.open.clear()
+        self.approach.clear()
+        self.closing_at.clear()
+        self.forget_monitoring()
+        return out
+
+    def _position_lost(self, ctx: Ctx, key: str, at: datetime) -> None:
+        """The protected person of this proximity or approach episode has not reported for
+        `signal_timeout_s`: the episode ends (rule 7); the alert stays for the operator."""
+        self.episodes.pop(key, None)
+        self.closing_at.pop(key, None)
+        aid = self.open.pop(key, None)
+        if aid is None:
+            return
+        a = self.alerts[aid]
+        a.episode = "ended"
+        a.reason = "protected person's position lost"
+        ctx.out.append((ALERTS, aid, a.revision(at)))
+
+
+#: Episode keys that follow a protected person, and where her id starts in the key.
+_PERSON_EPISODES = (("proximity_breach|", 17), ("approach|person:", 16))
+
+
+def _followed_person(key: str) -> str | None:
+    """The protected person a proximity or approach episode key follows, else None."""
+    for prefix, n in _PERSON_EPISODES:
+        if key.startswith(prefix):
+            return key[n:]
+    return None
+
+
+def dispatch(policy: Policy, fleet: Fleet, a: Alert, at: datetime, out: list[Output]) -> None:
+    """Tasks an alert calls for, each sent once: `respond` (+ `protect`) for priority 1, the
+    follow-up chain for confirmed violations. `respond_sent` is also set on an incident's
+    alerts that leave the response to another ban's alert (rule 9)."""
+    pol = policy
+    if a.priority == 1 and not a.respond_sent and a.position is not None:
+        # No fresh available unit now: the respond task is not given up, it is tried again
+        # with the alert's next revision (an update, the escalation).
+        recs = fleet.nearest(a.position["lat"], a.position["lon"], at, pol, 1)
+        if recs:
+            a.respond_sent = True
+            out.append(
+                task(
+                    "respond",
+                    a,
+                    at,
+                    pol.respond_due_s,
+                    unit_id=recs[0].unit_id,
+                    target=(a.position["lat"], a.position["lon"]),
+                )
+            )
+        pp = a.protected_position
+        if pp is not None and recs:
+            used = frozenset(r.unit_id for r in recs)
+            recs2 = fleet.nearest(pp["lat"], pp["lon"], at, pol, 1, exclude=used)
+            if recs2:
+                out.append(
                     task(
-                        "respond",
+                        "protect",
                         a,
                         at,
                         pol.respond_due_s,
-                        unit_id=recs[0].unit_id,
-                        target=(a.position["lat"], a.position["lon"]),
+                        unit_id=recs2[0].unit_id,
+                        target=(pp["lat"], pp["lon"]),
                     )
                 )
-            pp = a.protected_position
-            if pp is not None and recs:
-                used = frozenset(r.unit_id for r in recs)
-                recs2 = ctx.fleet.nearest(pp["lat"], pp["lon"], at, pol, 1, exclude=used)
-                if recs2:
-                    ctx.out.append(
-                        task(
-                            "protect",
-                            a,
-                            at,
-                            pol.respond_due_s,
-                            unit_id=recs2[0].unit_id,
-                            target=(pp["lat"], pp["lon"]),
-                        )
-                    )
-        if (
-            a.kind in FOLLOW_UP_KINDS
-            and a.confidence == Confidence.confirmed.value
-            and not a.followups_sent
-        ):
-            a.followups_sent = True
-            ctx.out.extend(follow_up_chain(a, at, pol))
+    if (
+        a.kind in FOLLOW_UP_KINDS
+        and a.confidence == Confidence.confirmed.value
+        and not a.followups_sent
+    ):
+        a.followups_sent = True
+        out.extend(follow_up_chain(a, at, pol))

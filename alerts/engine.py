@@ -12,19 +12,38 @@ import base64
 import heapq
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
 
 from alerts.assignment import Fleet
-from alerts.banstate import BanState, Ctx
-from alerts.model import ALERTS, DEAD_LETTERS, Alert, Kind, Output, Value, place, rfc3339, stable_id
+from alerts.banstate import BanState, Ctx, dispatch
+from alerts.model import (
+    ALERTS,
+    DEAD_LETTERS,
+    Alert,
+    Kind,
+    Output,
+    State,
+    Value,
+    place,
+    rfc3339,
+    stable_id,
+)
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
 from geofence.decoding import Decoded, Reason, Rejected, Tombstone, decode
-from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition
+from geofence.evaluation import duration
+from geofence.records import (
+    AlertAction,
+    ContactBan,
+    Incident,
+    IncidentKind,
+    LocationFix,
+    PatrolPosition,
+)
 
 
 class Outcome(StrEnum):
@@ -119,6 +138,28 @@ PRUNE_EVERY_S = 3600.0
 _PRUNE_EVERY = timedelta(seconds=PRUNE_EVERY_S)  # compared exactly as total_seconds() would be
 
 
+#: An SOS is also matched to bans that ended (validity over, or revoked) this long ago (rule 8).
+SOS_AFTER_END = timedelta(days=30)
+#: The due time of a timer that is due at once (a state adopted for a ban lifted meanwhile).
+_AT_ONCE = datetime.min.replace(tzinfo=UTC)
+_TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' resolution)
+
+
+#: Heap keys of unmatched alerts' timers start with this (no ban id can: ids have no
+#: control characters).
+_UNMATCHED = "\x1f"
+
+
+def sos_matches(ban: ContactBan, t: datetime) -> bool:
+    """An SOS at `t` matches the ban while it is in force and for `SOS_AFTER_END` after it
+    ended: its validity over, or revoked. A revoked ban carries no time of revocation: it
+    counts as ended at `valid_until` at the latest (an open-ended revoked ban matches from
+    `valid_from` on)."""
+    if t < ban.valid_from:
+        return False
+    return ban.valid_until is None or t < ban.valid_until + SOS_AFTER_END
+
+
 def incident_scope(incident_id: str) -> str:
     """The routing key of an incident that matched no ban (and of its unmatched alert)."""
     return f"incident:{incident_id}"
@@ -197,24 +238,22 @@ class Engine:
                 return Result(Outcome.stale)
             if not self.partial:
                 self.states.setdefault(d.ban_id, BanState(d.ban_id))
-            st = self.states.get(d.ban_id)
-            if d.record.status != "active" and st is not None:
-                st.forget_monitoring()
-                self.touched.add(d.ban_id)
-            return Result(Outcome.accepted)
+            at = self._undated(now)
+            if at is not None and d.ban_id in self.states:
+                out.extend(self._end_of_life(d.ban_id, at))
+            return Result(Outcome.accepted, out)
         if isinstance(d, Tombstone):
             self.registry.lift(d.ban_id)
-            st = self.states.get(d.ban_id)
-            if st is not None:
-                st.forget_monitoring()
-                self.touched.add(d.ban_id)
-            return Result(Outcome.accepted)
+            at = self._undated(now)
+            if at is not None and d.ban_id in self.states:
+                out.extend(self._end_of_life(d.ban_id, at))
+            return Result(Outcome.accepted, out)
         self._advance(d.ts, out)
         if isinstance(d, PatrolPosition):
             ok = self.fleet.update(d)
             return Result(Outcome.accepted if ok else Outcome.late, out)
         if isinstance(d, Incident):
-            out.extend(self._incident(d, self._now(now), msg.matched))
+            out.extend(self._incident(d, self._now(now), msg.matched, msg.scope))
             return Result(Outcome.accepted, out)
         assert isinstance(d, AlertAction)
         owner = self.alert_owner.get(d.alert_id, "")
@@ -238,6 +277,53 @@ class Engine:
                 out.extend(self._act(st.alerts[d.alert_id], d))  # its ban was lifted since
         return Result(Outcome.accepted, out)
 
+    def _undated(self, now: datetime) -> datetime | None:
+        """The time of a decision no record dates (a ban record): the event clock in replay
+        (None before any event: no alert exists then, and the validity's end is a timer),
+        else the caller's clock."""
+        return self.clock if self.event_clock else now
+
+    # ---------------------------------------------------------- end of life
+    def _ending(self, ban_id: str, now: datetime) -> tuple[datetime, str] | None:
+        """When and why the ban's life ended, if it did by `now`: lifted or revoked (at `now`:
+        the records carry no time), or its validity over (at `valid_until`)."""
+        held = self.registry.get(ban_id)
+        if held is None:
+            return now, "ban lifted: alert closed by the system"
+        rec = held.record
+        if rec.status != "active":
+            return now, f"ban revoked (version {rec.version}): alert closed by the system"
+        if rec.valid_until is not None and rec.valid_until <= now:
+            return rec.valid_until, (
+                f"ban expired at {rfc3339(rec.valid_until)}: alert closed by the system"
+            )
+        return None
+
+    def _end_of_life(self, ban_id: str, now: datetime) -> list[Output]:
+        """Resolve the ban's open alerts once its life ended (rule 7); a ban in force again
+        (a newer version) starts a new life."""
+        st = self.states[ban_id]
+        ending = self._ending(ban_id, now)
+        if ending is None:
+            st.ended = None
+            self._schedule(ban_id)  # its validity's end is a timer
+            return []
+        if st.ended is not None:
+            return []
+        at, why = ending
+        self.touched.add(ban_id)
+        return st.end_of_life(at, why)
+
+    def _end_due(self, ban_id: str, st: BanState) -> datetime | None:
+        """When the ban's end of life is due for `st` (`_AT_ONCE` when it is already over but
+        was not applied here, as for a state adopted after its ban was lifted)."""
+        if st.ended is not None:
+            return None
+        held = self.registry.get(ban_id)
+        if held is None or held.record.status != "active":
+            return _AT_ONCE
+        return held.record.valid_until
+
     def _ctx(self, held: HeldBan, now: datetime) -> Ctx:
         return Ctx(self.policy, self.fleet, held, now, self.knock)
 
@@ -257,7 +343,11 @@ class Engine:
         return ctx.out
 
     def _schedule(self, ban_id: str) -> None:
-        nxt = self.states[ban_id].next_deadline(self.policy)
+        st = self.states[ban_id]
+        nxt = st.next_deadline(self.policy)
+        end = self._end_due(ban_id, st)
+        if end is not None and (nxt is None or end < nxt):
+            nxt = end
         if nxt is not None:
             held = self._scheduled.get(ban_id)
             if held is None or nxt < held:
@@ -279,7 +369,17 @@ class Engine:
         self.touched_unmatched.clear()
 
     def adopt(self, st: BanState) -> None:
-        """Take over a ban's state restored from the stream's table; its timers are armed."""
+        """Take over a ban's state restored from the stream's table; its timers are armed
+        (an end of life missed meanwhile, as a tombstone read before the state, is due at
+        once)."""
+        held = self.registry.get(st.ban_id)
+        if (
+            st.ended is not None
+            and held is not None
+            and held.record.status == "active"
+            and (held.record.valid_until is None or held.record.valid_until > st.ended)
+        ):
+            st.ended = None  # in force again (a newer version) since its life ended
         self.states[st.ban_id] = st
         for alert_id in st.alerts:
             self.alert_owner[alert_id] = st.ban_id
@@ -288,6 +388,7 @@ class Engine:
     def adopt_unmatched(self, a: Alert) -> None:
         self.unmatched[a.alert_id] = a
         self.alert_owner[a.alert_id] = None
+        self._schedule_unmatched(a)
 
     # ---------------------------------------------------------------- fixes
     def _fixes(
@@ -354,6 +455,8 @@ class Engine:
                 st = states.get(ban_id)
                 if st is None:
                     st = states[ban_id] = BanState(ban_id)
+                elif st.ended is not None:
+                    continue  # its alerts were closed when the ban ended: nothing opens again
                 if not st.apply_fix(ctx, fix, restrained, zone_sd):
                     late = True
                 if ctx.failures:
@@ -372,66 +475,112 @@ class Engine:
 
     # ------------------------------------------------------------ incidents
     def _incident(
-        self, inc: Incident, now: datetime, routed: tuple[tuple[str, str], ...] | None = None
+        self,
+        inc: Incident,
+        now: datetime,
+        routed: tuple[tuple[str, str], ...] | None = None,
+        scope: str | None = None,
     ) -> list[Output]:
-        """Apply an incident to the bans it matches (`routed`: as matched when it was routed);
-        otherwise publish an `unmatched_incident` alert."""
+        """Apply an incident to the bans it matches (`routed`: every ban it was matched to
+        when routed; `scope`: the restrained person whose bans this engine applies it to);
+        otherwise publish an `unmatched_incident` alert, or for an SOS an `sos` alert.
+
+        One response per incident (rule 9): the first ban of the match list (sorted by ban
+        id) is responsible for the `respond` and `protect` tasks. The list is the same for
+        every restrained person's slice in the stream, so exactly one state dispatches."""
         matched = self.match_incident(inc) if routed is None else list(routed)
         out: list[Output] = []
-        for ban_id, how in matched:
+        for i, (ban_id, how) in enumerate(matched):
             held = self.registry.get(ban_id)
             if held is None:  # lifted between routing and now
                 continue
+            if scope is not None and held.record.restrained_person != scope:
+                continue  # another restrained person's ban: decided in that person's partition
+            st = self.states.get(ban_id)
+            if st is None:
+                st = self.states[ban_id] = BanState(ban_id)
+            if st.ended is None and self._ending(ban_id, now) is not None:
+                # an SOS for an ended ban: its life ends first, so the SOS alert stays open
+                out.extend(self._end_of_life(ban_id, now))
             ctx = self._ctx(held, now)
-            self.states.setdefault(ban_id, BanState(ban_id)).apply_incident(ctx, inc, how)
+            st.apply_incident(ctx, inc, how, responsible=i == 0)
             out.extend(self._collect(ban_id, ctx))
         if not matched:
-            out.extend(self._unmatched(inc))
+            out.extend(self._unmatched(inc, now))
         return out
 
     def match_incident(self, inc: Incident) -> list[tuple[str, str]]:
         """Match by ban id, else by person (restrained or protected), else by position inside
-        an in-force ban's zone: (ban_id, how) pairs, sorted by ban id."""
+        a ban's zone: (ban_id, how) pairs, sorted by ban id. Bans in force at the incident's
+        time; for an SOS also bans that ended within `SOS_AFTER_END` (rule 8)."""
         reg = self.registry
+        ok = self._sos_match if inc.kind is IncidentKind.sos else self._in_force
         matched: list[tuple[str, str]] = []
-        if inc.ban_id is not None:
-            held = reg.get(inc.ban_id)
-            if held is not None and held.record.in_force(inc.ts):
-                matched = [(inc.ban_id, "ban id")]
+        if inc.ban_id is not None and ok(inc.ban_id, inc.ts):
+            matched = [(inc.ban_id, "ban id")]
         if not matched and inc.person_id is not None:
             ids = sorted(set(reg.restraining(inc.person_id)) | set(reg.protecting(inc.person_id)))
-            matched = [(b, "person") for b in ids if self._in_force(b, inc.ts)]
+            matched = [(b, "person") for b in ids if ok(b, inc.ts)]
         if not matched and inc.lat is not None and inc.lon is not None:
             ids = sorted({b for b, _ in reg.zones_containing(inc.lat, inc.lon)})
-            matched = [(b, "position inside a zone") for b in ids if self._in_force(b, inc.ts)]
+            matched = [(b, "position inside a zone") for b in ids if ok(b, inc.ts)]
         return matched
 
     def _in_force(self, ban_id: str, t: datetime) -> bool:
         held = self.registry.get(ban_id)
         return held is not None and held.record.in_force(t)
 
-    def _unmatched(self, inc: Incident) -> list[Output]:
+    def _sos_match(self, ban_id: str, t: datetime) -> bool:
+        held = self.registry.get(ban_id)
+        return held is not None and sos_matches(held.record, t)
+
+    def _unmatched(self, inc: Incident, now: datetime) -> list[Output]:
         aid = stable_id("unmatched", inc.incident_id)
         if aid in self.unmatched:
             return []
         here = None if inc.lat is None or inc.lon is None else place(inc.lat, inc.lon, None, inc.ts)
+        sos = inc.kind is IncidentKind.sos
         a = Alert(
             alert_id=aid,
-            kind=Kind.unmatched_incident,
-            priority=3,
-            confidence="possible",
+            kind=Kind.sos if sos else Kind.unmatched_incident,
+            priority=1 if sos else 3,
+            confidence="confirmed" if sos else "possible",
             ban_id=None,
             ban_version=None,
             restrained_person=None,
             opened_at=inc.ts,
-            reason=f"{inc.kind.value} incident matched no in-force contact ban",
+            reason=f"{inc.kind.value} incident matched no in-force contact ban"
+            if not sos
+            else "sos incident matched no contact ban",
             incident_id=inc.incident_id,
             position=here,
         )
+        out: list[Output] = []
+        if sos:  # always priority 1 (rule 8): units recommended, respond sent, escalation
+            a.set_priority(1, inc.ts)
+            if here is not None:
+                recs = self.fleet.nearest(
+                    here["lat"], here["lon"], inc.ts, self.policy, self.policy.recommended_units
+                )
+                a.recommended_units = [r.as_value() for r in recs]
         self.unmatched[aid] = a
         self.alert_owner[aid] = None
         self.touched_unmatched.add(aid)
-        return [(ALERTS, aid, a.revision(inc.ts))]
+        out.append((ALERTS, aid, a.revision(inc.ts)))
+        if sos:
+            dispatch(self.policy, self.fleet, a, inc.ts, out)
+            self._schedule_unmatched(a)
+        return out
+
+    def _schedule_unmatched(self, a: Alert) -> None:
+        """Arm the escalation of an unmatched SOS (the only priority-1 unmatched alert)."""
+        if a.priority != 1 or a.p1_since is None or a.state not in (State.open, State.updated):
+            return
+        key = _UNMATCHED + a.alert_id
+        due = a.p1_since + duration(self.policy.ack_sla_s)
+        if self._scheduled.get(key) != due:
+            self._scheduled[key] = due
+            heapq.heappush(self._heap, (due, key))
 
     @staticmethod
     def _act(a: Alert, act: AlertAction) -> list[Output]:
@@ -440,18 +589,44 @@ class Engine:
 
     # --------------------------------------------------------------- timers
     def tick(self, now: datetime) -> list[Output]:
-        """Fire timers (escalation, signal loss) due at or before `now`."""
+        """Fire timers (escalation, signal loss, end of life) due at or before `now`."""
         out: list[Output] = []
         while self._heap and self._heap[0][0] <= now:
             t, ban_id = heapq.heappop(self._heap)
             if self._scheduled.get(ban_id) != t:
                 continue
             del self._scheduled[ban_id]
+            if ban_id.startswith(_UNMATCHED):
+                self._escalate_unmatched(ban_id[1:], t, out)
+                continue
             held = self.registry.get(ban_id)
             st = self.states.get(ban_id)
-            if held is None or st is None:
+            if st is None:
+                continue
+            ending = None if st.ended is not None else self._ending(ban_id, now)
+            if ending is not None:
+                at, why = ending
+                if held is not None and held.record.status == "active" and at > _AT_ONCE:
+                    # validity over at `at`: what was due before it still happens first
+                    ctx = self._ctx(held, now)
+                    st.tick(ctx, at - _TICK)
+                    out.extend(self._collect(ban_id, ctx))
+                out.extend(st.end_of_life(at, why))
+                self.touched.add(ban_id)
+                if held is not None:
+                    self._schedule(ban_id)
+                continue
+            if held is None:
                 continue
             ctx = self._ctx(held, now)
             st.tick(ctx, now)
             out.extend(self._collect(ban_id, ctx))
         return out
+
+    def _escalate_unmatched(self, alert_id: str, t: datetime, out: list[Output]) -> None:
+        a = self.unmatched.get(alert_id)
+        if a is None or a.state not in (State.open, State.updated):
+            return
+        out.append((ALERTS, alert_id, a.revision(t, State.escalated)))
+        dispatch(self.policy, self.fleet, a, t, out)  # a respond still owed goes now
+        self.touched_unmatched.add(alert_id)

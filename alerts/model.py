@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 Value = dict[str, Any]
 Output = tuple[str, str | None, Value | None]  # (topic, key, value)

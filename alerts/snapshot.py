@@ -36,7 +36,8 @@ from alerts.model import Alert, Kind, State
 from alerts.tasks import KnockTracker
 from geofence.evaluation import Confidence, Episode
 
-VERSION = 1
+# 2: contract v2 state (device plausibility, closing in, recent fixes, end of life)
+VERSION = 2
 
 T = TypeVar("T")
 E = TypeVar("E", Kind, State, Confidence)
@@ -140,6 +141,7 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
         ]
         if st.recent
         else [],
+        "ended": None if st.ended is None else ts(st.ended, "ended"),
     }
 
 
@@ -175,6 +177,7 @@ def load_ban_state(data: Mapping[str, Any]) -> BanState:
     st.device_anchor = _pairs(d["device_anchor"], "device_anchor", _fix_in)
     st.closing_at = _pairs(d["closing_at"], "closing_at", _dt)
     st.recent = _pairs(d["recent"], "recent", lambda x, w: _deque_in(x, w, _fix_in))
+    st.ended = None if d["ended"] is None else _dt(d["ended"], "ended")
     return st
 
 

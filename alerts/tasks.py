@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
-from alerts.model import TASKS, Alert, Kind, Output, Value, rfc3339, stable_id
+from alerts.model import CONTRACT_VERSION, TASKS, Alert, Kind, Output, Value, rfc3339, stable_id
 from config.policy import Policy
 
 FOLLOW_UP_KINDS = frozenset({Kind.zone_breach, Kind.proximity_breach, Kind.reported_contact})
@@ -17,6 +17,9 @@ FOLLOW_UP_KINDS = frozenset({Kind.zone_breach, Kind.proximity_breach, Kind.repor
 _INSTRUCTIONS = {
     "respond": "Priority {p}: go to the restrained person's last known position "
     "(contact ban {ban}, {kind}). Report on arrival.",
+    # an incident's respond goes to the incident's position, else to the restrained person
+    "respond_incident": "Priority {p}: go to the position given ({kind} incident, "
+    "contact ban {ban}). Report on arrival.",
     "protect": "Priority {p}: go to the protected person's position and secure their safety "
     "(contact ban {ban}, {kind}).",
     "interview": "Interview the restrained person about the violation of contact ban {ban}.",
@@ -50,9 +53,12 @@ def task(
         else {"lat": round(target[0], 6), "lon": round(target[1], 6)},
         "created_at": rfc3339(at),
         "due_by": rfc3339(at + timedelta(seconds=due_s)),
-        "instructions": _INSTRUCTIONS[kind].format(
+        "instructions": _INSTRUCTIONS[
+            "respond_incident" if kind == "respond" and alert.incident_id is not None else kind
+        ].format(
             p=alert.priority, ban=alert.ban_id or "unknown", kind=alert.kind.value
         ),
+        "contract_version": CONTRACT_VERSION,
     }
     return (TASKS, unit_id or role, value)
 

@@ -231,8 +231,14 @@ class Worker:
     # ------------------------------------------------------------- feeds
     def _feed_ban(self, key: str | None, value: bytes | None, partition: int, offset: int) -> None:
         msg = Incoming(BANS, key, value, partition, offset)
-        self.engine.handle(msg, _now())  # rejected records: dead-lettered by check-bans
-        # a lifted ban ends monitoring timers of a state held here: written at the next commit
+        # rejected records: dead-lettered by check-bans. A lifted, revoked or shortened ban
+        # resolves the open alerts of a state held here (only this worker holds it: the
+        # engine is partial), written at the next commit; a state adopted later resolves
+        # them on the next tick
+        result = self.engine.handle(msg, _now())
+        if result.outcome is Outcome.accepted:  # a rejected one's dead letter is not ours
+            for output in result.outputs:
+                self._send(output, hot=True)
 
     def _feed_patrol(
         self, key: str | None, value: bytes | None, partition: int, offset: int
@@ -551,16 +557,18 @@ class Worker:
                     self._count(INCIDENTS, Outcome.rejected, d.reason)
                     continue
                 assert isinstance(d, Incident)
-                by_person: dict[str, list[tuple[str, str]]] = {}
-                for ban_id, how in self.engine.match_incident(d):
+                # every restrained person concerned gets the whole match list: each
+                # applies it to its own bans, and the list's first ban alone sends the
+                # incident's respond and protect tasks (one response per incident)
+                matched = self.engine.match_incident(d)
+                persons: set[str] = set()
+                for ban_id, _how in matched:
                     held = self.engine.registry.get(ban_id)
                     if held is not None:
-                        by_person.setdefault(held.record.restrained_person, []).append(
-                            (ban_id, how)
-                        )
-                if not by_person:
+                        persons.add(held.record.restrained_person)
+                if not persons:
                     self._forward(incident_scope(d.incident_id), msg, [])
-                for person, matched in sorted(by_person.items()):
+                for person in sorted(persons):
                     self._forward(person, msg, matched)
             except Exception as exc:
                 log.error("incident not routed: %s", type(exc).__name__)

@@ -107,7 +107,7 @@ def _alert(alert_id: str, n: int) -> dict[str, Any]:
         "updated_at": ts(-5),
         "reason": "fix inside zone 'home'",
         "recommended_units": [],
-        "contract_version": 1,
+        "contract_version": 2,
     }
 
 

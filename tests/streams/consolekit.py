@@ -64,7 +64,7 @@ def alert(
         "reason": "fix inside zone 'home' (+50 m buffer), accuracy disc fully inside",
         "recommended_units": [{"unit_id": "SÖ-2140", "distance_m": 850.0}],
         "episode": "active",
-        "contract_version": 1,
+        "contract_version": 2,
         **extra,
     }
 

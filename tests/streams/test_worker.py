@@ -251,4 +251,4 @@ def test_kcat_reads_alerts_as_plain_json(
     rows = [line.split("\t", 1) for line in out.splitlines() if line]
     mine = [(k, json.loads(v)) for k, v in rows if json.loads(v).get("ban_id") == "KF-K1"]
     assert mine and all(k == v["alert_id"] for k, v in mine)
-    assert mine[0][1]["kind"] == "zone_breach" and mine[0][1]["contract_version"] == 1
+    assert mine[0][1]["kind"] == "zone_breach" and mine[0][1]["contract_version"] == 2

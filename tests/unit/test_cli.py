@@ -75,7 +75,7 @@ def test_breach_fix_gives_priority_one_alert(tmp_path: Path, capsys) -> None:
         ("zone_breach", 1, "confirmed", "open")
     ]
     assert alerts[0]["ban_id"] == "KF-2026-0042" and alerts[0]["zone_id"] == "home"
-    assert alerts[0]["contract_version"] == 1
+    assert alerts[0]["contract_version"] == 2
 
 
 def test_bans_as_json_array(tmp_path: Path, capsys) -> None:

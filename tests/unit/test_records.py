@@ -297,7 +297,7 @@ REJECTED: list[Any] = [
         None,
         "",
         Reason.future,
-        "ts: 3600 s in the future",
+        "ts: in the future by more than the allowed skew (30 s)",
     ),
     (
         "over max_record_bytes",

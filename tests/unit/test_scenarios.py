@@ -77,6 +77,7 @@ TASK_FIELDS = {
     "created_at",
     "due_by",
     "instructions",
+    "contract_version",
 }
 INPUT_TOPICS = {"contact-bans", "positions", "patrol-positions", "incidents", "alert-acks"}
 FOLLOW_UPS = {  # kind: (role, due after creation)
@@ -260,7 +261,7 @@ def test_revisions_follow_the_lifecycle(name: str) -> None:
             assert ts(b["updated_at"]) >= ts(a["updated_at"])
             assert b["opened_at"] == a["opened_at"]
         for r in revs:
-            assert r["contract_version"] == 1
+            assert r["contract_version"] == 2
             assert r["kind"] in ALERT_KINDS
 
 
@@ -438,8 +439,9 @@ def test_incidents() -> None:
     protect = check_patrol_task(out, sos, "protect", "SÖ-2150", "protected_position")
     [call] = [e["value"] for e in events("incidents") if e["key"] == "I-88124"]
     assert protect["target"] == {"lat": call["lat"], "lon": call["lon"]}
-    # respond goes to where the restrained person's tag last was, not to the caller
-    assert respond["target"] != protect["target"]
+    # contract v2 rule 9: respond goes to the incident's position when it has one
+    assert respond["target"] == {"lat": call["lat"], "lon": call["lon"]}
+    assert respond["unit_id"] != protect["unit_id"]
     tamper = by_incident["I-88128"]
     check_patrol_task(out, tamper, "respond", "SÖ-2140", "position")
     assert not out.tasks_for(tamper[0]["alert_id"], "interview")
@@ -543,12 +545,18 @@ def test_ban_lifecycle() -> None:
     [a] = by_ban["KF-2026-0601"]
     assert a[0]["kind"] == "zone_breach" and {r["ban_version"] for r in a} == {2}
     assert a[0]["opened_at"] == "2026-11-22T11:50:30Z"
-    assert states(a) == ["open", "acknowledged", "resolved"]  # resolvable after the revocation
+    assert states(a) == ["open", "acknowledged", "resolved"]
+    # contract v2 rule 7: the revocation (v3 at 11:52) resolves it; the operator's later
+    # resolve changes nothing
+    assert a[-1]["resolved_by"] == "system" and a[-1]["updated_at"] == "2026-11-22T11:52:00Z"
+    assert "revoked" in a[-1]["reason"]
     # B: in force from 12:00 (inclusive) until 14:00 (exclusive)
     [b] = by_ban["KF-2026-0602"]
     assert b[0]["opened_at"] == "2026-11-22T12:00:00Z"
     assert all(ts(r["position"]["ts"]) < ts("2026-11-22T14:00:00Z") for r in b)
     assert states(b) == ["open", "acknowledged", "resolved"]
+    assert b[-1]["resolved_by"] == "system" and b[-1]["updated_at"] == "2026-11-22T14:00:00Z"
+    assert "expired" in b[-1]["reason"]
 
 
 POISON_REASONS = [

@@ -277,6 +277,7 @@ def edge_state() -> BanState:
     st.device_anchor["EM-1"] = LastFix(59.1, 17.6, 8.5, t0 - timedelta(seconds=1), "EM-1", 0)
     st.closing_at["approach|zone:work"] = t0
     st.recent["P-1"] = deque([LastFix(59, 17.5, 3, t0, "EM-1", 41.5)], maxlen=4)
+    st.ended = t0 + timedelta(hours=2, microseconds=7)
     a = Alert(
         alert_id="A-1",
         kind=Kind.zone_breach,
@@ -375,9 +376,10 @@ def _dup(path: str) -> Callable[[dict[str, Any]], None]:
 
 
 BAD_BAN_STATES = {
-    "version 2": _set("v", 2),
-    "version as text": _set("v", "1"),
-    "version 1.0": _set("v", 1.0),
+    "version 1 (before contract v2)": _set("v", 1),
+    "version 3": _set("v", 3),
+    "version as text": _set("v", "2"),
+    "version 2.0": _set("v", 2.0),
     "version true": _set("v", True),
     "no version": _set("v", ...),
     "missing attribute": _set("watch", ...),
@@ -443,8 +445,8 @@ def test_ban_state_not_an_object_raises(data: Any) -> None:
 
 def test_unknown_version_message() -> None:
     doc = json.loads(good_doc())
-    doc["v"] = 2
-    with pytest.raises(SnapshotError, match=r"format version 2 is not one this build reads"):
+    doc["v"] = 3
+    with pytest.raises(SnapshotError, match=r"format version 3 is not one this build reads"):
         load_ban_state(doc)
     assert issubclass(SnapshotError, ValueError)
 
@@ -452,7 +454,7 @@ def test_unknown_version_message() -> None:
 def test_malformed_alert_raises() -> None:
     good = dump_alert(edge_state().alerts["A-1"])
     load_alert(json.loads(text(good)))
-    for change in ({"v": 2}, {"v": None}, {"kind": "zone"}, {"priority": "1"}, {"reason": None}):
+    for change in ({"v": 3}, {"v": None}, {"kind": "zone"}, {"priority": "1"}, {"reason": None}):
         with pytest.raises(SnapshotError) as exc:
             load_alert({**good, **change})
         _one_line(exc)

@@ -628,7 +628,9 @@
     if (pos) {
       if (pos.accuracy_m) layers.push(L.circle([pos.lat, pos.lon], { color: '#ff4d4f', weight: 1, fillOpacity: 0.2, radius: pos.accuracy_m, interactive: false }));
       layers.push(L.circleMarker([pos.lat, pos.lon], { radius: 8, color: '#fff', weight: 2, fillColor: '#ff4d4f', fillOpacity: 1 })
-        .bindTooltip('Restrained ' + (a.restrained_person || '') + ' · ± ' + metres(pos.accuracy_m) + ' · ' + clockText(pos.ts)));
+        // an incident's own position (where `respond` goes, contract v2 rule 9) has no accuracy
+        .bindTooltip(pos.accuracy_m == null ? 'Incident position · ' + clockText(pos.ts)
+          : 'Restrained ' + (a.restrained_person || '') + ' · ± ' + metres(pos.accuracy_m) + ' · ' + clockText(pos.ts)));
     }
     // what the view fits: the alert's own zone (all zones when it has none), the persons, the
     // units sent (or the nearest recommended one)
