@@ -21,7 +21,7 @@ from streams.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(720)
+pytestmark = [pytest.mark.bench, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(720)]
 
 
 def test_the_cli_wires_bench_to_the_suite() -> None:

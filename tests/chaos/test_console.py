@@ -33,7 +33,7 @@ from streams.topics import ensure_topics
 from tests.chaos.harness import Row
 from tests.streams.workers import ROOT, ts
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.chaos, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
 TOKEN = "chaos-dispatcher-token-0123456789"
 BURST_1, BURST_2 = 200, 100

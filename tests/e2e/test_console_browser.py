@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from streams.demo import SODERTALJE_HOME
 from streams.kafka_io import make_producer, produce_json
 from tests.e2e.conftest import (
@@ -19,6 +21,8 @@ from tests.e2e.conftest import (
     login,
     wait_until,
 )
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 SCREENSHOT = ROOT / "docs" / "console.png"
 

@@ -17,6 +17,8 @@ from alerts.console.store import Store
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.streams.consolekit import DISPATCHER, TOKENS, Recorder, alert, filled_store
 
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
+
 
 class Console:
     def __init__(self) -> None:

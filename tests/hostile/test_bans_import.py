@@ -19,6 +19,8 @@ from streams.topics import ensure_topics
 from tests.unit.catalogue import INVALID, Invalid, circle
 from tests.unit.catalogue import ban as contract_ban
 
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -28,6 +28,8 @@ from streams.kafka_io import (
 )
 from streams.topics import PARTITIONS, SPECS, TopicNames, ensure_topics
 
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
 
 class Collector(threading.Thread):
     """Follows a topic in the background, so a test can act while a consumer is running."""

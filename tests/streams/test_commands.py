@@ -19,7 +19,7 @@ from streams.kafka_io import follow, make_producer, produce_json
 from streams.topics import ensure_topics
 from tests.streams.workers import ROOT, ban, fix, ts
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def banwatch(

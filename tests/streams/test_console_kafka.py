@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 from alerts.console.store import Store
 from config.settings import load_settings
@@ -27,6 +28,8 @@ from tests.streams.consolekit import (
     read_event,
     task,
 )
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def _read(bootstrap: str, topic: str, want: int, timeout_s: float = 10.0) -> list[tuple[str, Any]]:

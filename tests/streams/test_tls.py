@@ -31,7 +31,7 @@ from streams.kafka_io import follow, make_producer, produce_json
 from tests.streams.certs import Pki, make_pki
 from tests.streams.workers import ROOT, WorkerProc, ban, fix, ts
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 
 USER, PASSWORD = "banwatch", "correct horse battery staple"
 
