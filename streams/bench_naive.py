@@ -170,18 +170,18 @@ async def run(mode: str, bootstrap: str, prefix: str) -> None:
 
 async def relay(bootstrap: str, prefix: str) -> None:
     """The `relay` mode: probes copied from `positions` to `alerts`, nothing decided."""
-    from streams import hotpath
+    from streams.kafka import clients
 
     settings = load_settings()
     names = TopicNames.with_prefix(prefix)
-    consumer = hotpath.group_consumer(
+    consumer = clients.group_consumer(
         bootstrap,
         f"{prefix}naive-relay",
         {},
         settings.broker_session_timeout_s,
         settings.broker_heartbeat_s,
     )
-    producer = hotpath.producer(bootstrap, f"{prefix}naive-relay", {})
+    producer = clients.batch_producer(bootstrap, f"{prefix}naive-relay", {})
     await producer.start()
     consumer.subscribe([names.positions])
     await consumer.start()

@@ -32,8 +32,10 @@ from aiokafka.errors import KafkaError
 from alerts.console.app import AccessLog, make_app, new_instance_name
 from alerts.console.store import Store, Value
 from config.settings import Principal, Settings
+from streams.cli.logs import setup_logging
 from streams.faust_patches import exact_ends
-from streams.feeds import aiokafka_security, groupless_consumer, rewind_if_truncated
+from streams.feeds import groupless_consumer, rewind_if_truncated
+from streams.kafka.clients import aiokafka_security
 from streams.kafka_io import encode_json
 from streams.metrics import Metrics
 from streams.topics import TopicNames
@@ -252,16 +254,6 @@ def _url(site: web.TCPSite, host: str) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _setup_logging(settings: Settings) -> None:
-    levels = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR"}
-    logging.basicConfig(
-        level=levels.get(settings.log_level, "CRITICAL"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("kafka", "aiokafka"):  # connection chatter at INFO; their warnings still show
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def main(settings: Settings) -> int:
     """`banwatch console`: the console against `BANWATCH_KAFKA_BOOTSTRAP` until SIGINT/SIGTERM,
     with the console's metrics on `BANWATCH_METRICS_HOST:BANWATCH_METRICS_PORT`."""
@@ -278,7 +270,7 @@ def main(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    _setup_logging(settings)
+    setup_logging(settings, client_floor=logging.WARNING)  # connection chatter at INFO
     bootstrap = settings.kafka_bootstrap
     tokens = dict(settings.console_tokens)
     metrics = Metrics(topic_prefix=settings.topic_prefix)

@@ -42,7 +42,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.feeds import aiokafka_security
+from streams.kafka.clients import aiokafka_security
 from streams.kafka_io import encode_json
 from streams.topics import TopicNames
 

@@ -16,33 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.faust_patches import FETCH_MAX_WAIT_MS, exact_ends
+from streams.kafka.clients import aiokafka_security
 
 log = logging.getLogger("banwatch.feeds")
 
 Apply = Callable[[str | None, bytes | None, int, int], None]  # key, value, partition, offset
-
-
-def aiokafka_security(security: Mapping[str, Any]) -> dict[str, Any]:
-    """kafka-python security keyword arguments → aiokafka's (an `ssl_context` instead of files)."""
-    if not security:
-        return {}
-    out: dict[str, Any] = {"security_protocol": security["security_protocol"]}
-    for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
-        if security.get(k) is not None:
-            out[k] = security[k]
-    if str(security["security_protocol"]).endswith("SSL"):
-        ctx = ssl.create_default_context(cafile=security.get("ssl_cafile"))
-        if security.get("ssl_certfile"):
-            ctx.load_cert_chain(security["ssl_certfile"], security.get("ssl_keyfile"))
-        out["ssl_context"] = ctx
-    return out
 
 
 async def rewind_if_truncated(

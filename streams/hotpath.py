@@ -31,66 +31,26 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.faust_patches import exact_ends
-from streams.feeds import aiokafka_security, groupless_consumer
+from streams.feeds import groupless_consumer
+from streams.kafka.clients import HOT_FETCH_WAIT_MS
 
 log = logging.getLogger("banwatch.hotpath")
 
 #: Records per batch handed to the engine.
 BATCH_MAX = 2000
-#: How long a fetch waits on an idle partition. Tansu answers a waiting fetch only when the
-#: wait ends (docs/faust-on-tansu.md), so this is the delay a fix sees on a quiet stream.
-FETCH_WAIT_MS = 10
+#: How long a fetch waits on an idle partition (streams/kafka/clients.py).
+FETCH_WAIT_MS = HOT_FETCH_WAIT_MS
 #: Seconds between commits: state written, outputs acknowledged, offsets committed.
 COMMIT_S = 1.0
-#: Record batches are capped per topic partition (one produce request carries one per
-#: partition); a record larger than this still goes, alone in its batch.
-MAX_BATCH_BYTES = 512 * 1024
 
 #: A recovery that reads nothing for this long fails the worker (it restarts) instead of
 #: waiting for ever.
 RECOVERY_STALL_S = 60.0
 
 _partitioner = DefaultPartitioner()
-
-
-def group_consumer(
-    bootstrap: str,
-    group_id: str,
-    security: Mapping[str, Any],
-    session_timeout_s: float,
-    heartbeat_s: float,
-) -> AIOKafkaConsumer:
-    """The hot path's consumer: manual commits, range assignment (co-partitioning)."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        client_id=f"{group_id}-consumer",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_WAIT_MS,
-        session_timeout_ms=int(session_timeout_s * 1000),
-        heartbeat_interval_ms=int(heartbeat_s * 1000),
-        partition_assignment_strategy=(RangePartitionAssignor,),
-        **aiokafka_security(security),
-    )
-
-
-def producer(bootstrap: str, client_id: str, security: Mapping[str, Any]) -> AIOKafkaProducer:
-    """The hot path's producer. No idempotence: aiokafka cannot get a producer id from Tansu
-    (FACTS.md); duplicates after a retry are absorbed like replays (outputs are idempotent)."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id=client_id,
-        acks="all",
-        linger_ms=0,
-        max_batch_size=MAX_BATCH_BYTES,
-        max_request_size=4 * MAX_BATCH_BYTES,
-        **aiokafka_security(security),
-    )
 
 
 def position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:

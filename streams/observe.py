@@ -1,7 +1,8 @@
 """Wires a worker to its Prometheus metrics (streams/metrics.py): hooks and periodic gauges.
 
-Counters come from the worker's hooks (`on_event` per input record, `on_output` per alert,
-task and dead letter). Gauges are refreshed every `GAUGE_S` seconds from the worker's state:
+Counters come from the worker's observer hooks (streams/worker/observer.py: `on_record` per
+input record, `on_output` per alert, task and dead letter). Gauges are refreshed every
+`GAUGE_S` seconds from the worker's state:
 active bans from the registry, consumer lag from the positions of the faust consumer and of
 the hot path's own consumer, against the brokers' high watermarks. After a rebalance the
 alert book is rebuilt from the states the worker adopted, so open/unacknowledged gauges count
@@ -14,10 +15,14 @@ import contextlib
 import logging
 from typing import Any
 
+from alerts.engine import Engine, Outcome
+from alerts.model import Output
 from config.settings import Settings
+from geofence.decoding import Reason
 from streams import hotpath
 from streams.metrics import Metrics, MetricsServer
 from streams.worker import Worker
+from streams.worker.observer import Observer
 
 log = logging.getLogger("banwatch.observe")
 
@@ -25,12 +30,28 @@ GAUGE_S = 0.5  # consumer lag: a backlog the worker drains in seconds still show
 BANS_EVERY = 10  # active bans (a walk over the registry) every BANS_EVERY gauge refreshes
 
 
+class MetricsObserver(Observer):
+    """The worker's hooks, counted."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_record(self, topic: str, outcome: Outcome, reason: Reason | None, n: int) -> None:
+        self.metrics.on_event(topic, outcome, reason, n)
+
+    def on_output(self, output: Output) -> None:
+        self.metrics.on_output(output)
+
+    def on_processed(self, topic: str, seconds: float, n: int) -> None:
+        _safely(self.metrics.processing, topic, seconds, n)
+
+    def on_adopted(self, engine: Engine) -> None:
+        _rebuild_book(engine, self.metrics)
+
+
 def attach(worker: Worker, metrics: Metrics) -> None:
     """Count what the worker does; refresh gauges while it runs."""
-    worker.on_event = metrics.on_event
-    worker.on_output = metrics.on_output
-    worker.on_processed = lambda topic, seconds, n: _safely(metrics.processing, topic, seconds, n)
-    worker.on_adopted = lambda: _rebuild_book(worker, metrics)
+    worker.observers.add(MetricsObserver(metrics))
 
     shown: set[tuple[str, int]] = set()  # the lag series this worker publishes
     ticks = [0]
@@ -65,12 +86,12 @@ def refresh(worker: Worker, metrics: Metrics, shown: set[tuple[str, int]], bans:
             if hw is not None:
                 lag = int(hw) - (int(pos) + 1 if pos is not None else 0)
                 lags.append((tp.topic, tp.partition, lag))
-    hot = worker.hot_consumer
+    hot: Any = worker.hot.consumer  # the aiokafka consumer while the hot loop runs
     if hot is not None:  # positions and routed: the hot path's own consumer
         for tp in list(hot.assignment()):
             with contextlib.suppress(Exception):
                 hw = hot.highwater(tp)
-                done = worker.done.get(tp)  # processed up to; before the first record, read to
+                done = worker.hot.done.get(tp)  # processed up to; before the first record, read to
                 done = done if done is not None else hotpath.position(hot, tp)
                 if hw is not None and done is not None:
                     lags.append((tp.topic, tp.partition, int(hw) - done))
@@ -92,9 +113,8 @@ def _active(held: Any) -> bool:
     return held is not None and held.record.status == "active"
 
 
-def _rebuild_book(worker: Worker, metrics: Metrics) -> None:
+def _rebuild_book(e: Engine, metrics: Metrics) -> None:
     metrics.forget_alerts()
-    e = worker.engine
     alerts = [a for st in e.states.values() for a in st.alerts.values()]
     alerts.extend(e.unmatched.values())
     for a in alerts:

@@ -143,6 +143,11 @@ class TopicNames:
     def all(self) -> tuple[str, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
 
+    def deployed(self) -> dict[str, str]:
+        """Contract name -> name as deployed, for every contract topic."""
+        base = type(self)()
+        return {getattr(base, f.name): getattr(self, f.name) for f in fields(self)}
+
 
 def ensure_topics(
     bootstrap: str,
@@ -180,3 +185,28 @@ def ensure_topics(
             raise error(f"cannot create topic {result['name']}: {result['error_message']}")
         created.append(result["name"])
     return created
+
+
+def ensure_internal(
+    bootstrap: str, routed: str, state: str, security: Mapping[str, object]
+) -> None:
+    """Create the worker's internal topics like contract topics (a broker would otherwise
+    auto-create them with its defaults, on Kafka one partition, or with auto-creation off not
+    at all). `routed` holds copies of fixes, incidents and acks: it ages out like `positions`.
+    The state changelog keeps the latest value per key (compacted), like faust's tables."""
+    configs = dict(next(spec for spec in SPECS if spec.name == POSITIONS).configs)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)
+    try:
+        response = admin.create_topics(
+            [
+                NewTopic(routed, PARTITIONS, -1, topic_configs=configs),
+                NewTopic(state, PARTITIONS, -1, topic_configs={"cleanup.policy": "compact"}),
+            ],
+            raise_errors=False,
+        )
+    finally:
+        admin.close()
+    for result in response["topics"]:
+        error = for_code(result["error_code"])
+        if result["error_code"] and error is not TopicAlreadyExistsError:
+            raise error(f"cannot create topic {result['name']}: {result['error_message']}")

@@ -46,7 +46,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.worker import main as worker_main
+    from streams.cli.worker import main as worker_main
 
     return worker_main(load_settings())
 
@@ -127,7 +127,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
