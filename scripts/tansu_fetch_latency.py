@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
 
-from streams.broker import EmbeddedBroker, free_port
 from streams.kafka import clients
+from streams.kafka.broker import EmbeddedBroker, free_port
 
 
 async def run(rate: float, seconds: float) -> None:

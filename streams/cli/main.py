@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from alerts.replay import replay
 from config.policy import PolicyError, load_policy
 from config.settings import SettingsError, load_settings
-from streams.replay_files import InputFileError, read_bans, read_events
+from streams.cli.replay_files import InputFileError, read_bans, read_events
 
 
 def _timestamp(text: str) -> datetime:
@@ -40,7 +40,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from streams.service import up
+    from streams.cli.up import up
 
     return up(load_settings(), demo=args.demo)
 
@@ -52,25 +52,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from streams.console_service import main as console_main
+    from streams.cli.console import main as console_main
 
     return int(console_main(load_settings()))
 
 
 def cmd_bans_import(args: argparse.Namespace) -> int:
-    from streams.commands import import_bans
+    from streams.cli.commands import import_bans
 
     return import_bans(load_settings(), args.file, args.by)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from streams.commands import tail
+    from streams.cli.commands import tail
 
     return tail(load_settings(), args.topic, args.unit, args.json, args.from_beginning)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streams.bench import main as bench_main
+    from streams.bench.suite import main as bench_main
 
     return int(bench_main(quick=args.quick, json_path=args.json, smoke=args.smoke))
 

@@ -19,7 +19,7 @@ def main(settings: Settings) -> int:
     setup_logging(settings)
 
     async def go() -> None:
-        from streams.observe import serve_worker_metrics
+        from streams.metrics.worker import serve_worker_metrics
         from streams.worker import Worker
 
         stop = asyncio.Event()

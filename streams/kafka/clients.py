@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from config.settings import Settings
-from streams import faust_patches
-from streams.topics import PARTITIONS
+from streams.kafka import faust_patches
+from streams.kafka.topics import PARTITIONS
 
 #: How long the hot path's fetch waits on an idle partition. Tansu answers a waiting fetch only
 #: when the wait ends (docs/faust-on-tansu.md), so this is the delay a fix sees on a quiet

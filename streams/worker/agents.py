@@ -21,11 +21,12 @@ from typing import Any
 
 import faust
 
-from alerts.engine import Engine, Incoming, Outcome
+from alerts.engine import UNKNOWN_ALERT_DEAD_LETTER_BYTES, Engine, Incoming, Outcome
 from config.policy import Policy
+from config.topics import TopicNames
 from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, Rejected
 from geofence.records import AlertAction, Incident
-from streams.topics import PARTITIONS, TopicNames
+from streams.kafka.topics import PARTITIONS
 from streams.worker.observer import Observer
 from streams.worker.publish import Publisher, utc_now
 from streams.worker.routing import alert_route_key, incident_targets, record_key
@@ -38,9 +39,8 @@ ACK_WAIT_S = 5.0
 #: Every batch with unknown alert ids first waits this long: an alert published a moment
 #: before its acknowledgement may not have been fetched yet (fetch wait 100 ms).
 ACK_GRACE_S = 0.3
-#: How much of an acknowledgement a dead letter keeps (acknowledgements are small; a flood of
-#: them for unknown alerts must not fill `dead-letters`).
-ACK_DEAD_LETTER_BYTES = 4096
+#: How much of an acknowledgement a dead letter keeps.
+ACK_DEAD_LETTER_BYTES = UNKNOWN_ALERT_DEAD_LETTER_BYTES
 
 
 class Agents:

@@ -19,7 +19,7 @@ The parts, each in its own module of this package:
 - changelog.py: the state written at a commit and adopted after a rebalance, its key format;
 - agents.py: the faust app's agents (incidents, acknowledgements, the alert index, checks);
 - publish.py: how outputs leave, and the one "decode → reject → dead letter + count" step;
-- observer.py: the hooks metrics observe (streams/observe.py), fanned out.
+- observer.py: the hooks metrics observe (streams/metrics/worker.py), fanned out.
 
 This module only builds them and runs them in order: topics, feeds, faust, the hot loop.
 Broker failures are not swallowed: they stop the worker, which resumes from committed offsets
@@ -38,14 +38,15 @@ import faust
 from alerts.engine import Engine, Incoming
 from config.policy import Policy, load_policy
 from config.settings import Settings
+from config.topics import TopicNames
 from geofence.decoding import BANS, PATROL_POSITIONS
-from streams import hotpath
-from streams.feeds import GlobalFeed
 from streams.kafka import clients
-from streams.topics import TopicNames, ensure_internal, ensure_topics
+from streams.kafka.feeds import GlobalFeed
+from streams.kafka.topics import ensure_internal, ensure_topics
 from streams.worker.agents import Agents
 from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.observer import Observers
+from streams.worker.outbox import Outbox, read_state
 from streams.worker.publish import utc_now
 
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
@@ -121,7 +122,7 @@ class Worker:
             waited += 0.01
 
     async def _read_state(self, partitions: set[int]) -> dict[str, Any]:
-        return await hotpath.read_state(
+        return await read_state(
             self.bootstrap, self.state_name, partitions, self.settings.kafka_security()
         )
 
@@ -135,11 +136,11 @@ class Worker:
         producer = clients.hot_producer(s, self.bootstrap, f"{self.hot_group}-producer")
         await producer.start()
         try:
-            outbox = hotpath.Outbox(producer)
+            outbox = Outbox(producer)
             await outbox.prepare(
                 [n.alerts, n.patrol_tasks, n.dead_letters, self.routed_name, self.state_name]
             )
-            state_box = hotpath.Outbox(producer)
+            state_box = Outbox(producer)
             await state_box.prepare([self.state_name])
             consumer.subscribe([n.positions, self.routed_name], listener=Rebalance(self.hot))
             await consumer.start()

@@ -22,7 +22,7 @@ log = logging.getLogger("banwatch.worker")
 
 
 class Box(Protocol):
-    """What a commit needs of an outbox (streams/hotpath.py `Outbox`)."""
+    """What a commit needs of an outbox (streams/worker/outbox.py `Outbox`)."""
 
     def add(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None

@@ -2,7 +2,7 @@
 
 Faust hands every record to an agent through its own machinery, too slow for the two topics
 that carry almost all the traffic (docs/bench.md); they are read here by a plain group consumer
-in batches, and everything a batch produces leaves through one outbox (streams/hotpath.py).
+in batches, and everything a batch produces leaves through one outbox (streams/worker/outbox.py).
 The loop also runs the engine's timers, commits every `COMMIT_S` (streams/worker/checkpoint.py),
 and keeps the state right across rebalances: before partitions go, a last commit; when they
 come, the state of exactly those partitions is adopted from the changelog.
@@ -27,10 +27,10 @@ from alerts.engine import Engine, Incoming, Outcome
 from config.policy import Policy
 from geofence.decoding import POSITIONS, Reason
 from geofence.records import LocationFix
-from streams.hotpath import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
 from streams.worker.changelog import ChangelogState, mark
 from streams.worker.checkpoint import Box, Checkpoint, Committer
 from streams.worker.observer import Observer
+from streams.worker.outbox import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
 from streams.worker.publish import Publisher, utc_now
 from streams.worker.routing import record_key, route_fix, unwrap
 

@@ -22,7 +22,7 @@ import orjson
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.topics import PARTITIONS
+from streams.kafka.topics import PARTITIONS
 
 _partitioner = DefaultPartitioner()
 
@@ -71,7 +71,7 @@ class MemoryLog:
         return [r for part in self._parts(topic) for r in part]
 
     async def read_state(self, topic: str, partitions: set[int]) -> dict[str, Any]:
-        """Like streams/hotpath.py `read_state`: key -> latest value of those partitions."""
+        """Like streams/worker/outbox.py `read_state`: key -> latest value of those partitions."""
         data: dict[str, Any] = {}
         for p in sorted(partitions):
             for r in self._parts(topic)[p]:
@@ -86,7 +86,7 @@ class MemoryLog:
 
 
 class MemoryOutbox:
-    """The hot loop's outbox (streams/hotpath.py `Outbox`) writing into a `MemoryLog`."""
+    """The hot loop's outbox (streams/worker/outbox.py `Outbox`) writing into a `MemoryLog`."""
 
     def __init__(self, log: MemoryLog, auto_ack: bool = True) -> None:
         self.log = log

@@ -3,8 +3,8 @@
 Modelled on faust's `Sensor` and `SensorDelegate`: the worker calls typed `on_*` methods of one
 `Observers` delegate, which hands each call to every observer added to it. The base class does
 nothing, so an observer overrides only what it needs. The worker never imports what observes
-it (metrics: streams/observe.py), and an observer that raises is logged and skipped: a metrics
-bug must not stop alerts.
+it (metrics: streams/metrics/worker.py), and an observer that raises is logged and skipped: a
+metrics bug must not stop alerts.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from alerts.engine import Incoming, Outcome, dead_letter
 from alerts.model import Output
 from config.policy import Policy
 from geofence.decoding import Decoded, Reason, Rejected, decode
-from streams.kafka_io import encode_json
+from streams.kafka.blocking import encode_json
 from streams.worker.observer import Observer
 from streams.worker.routing import envelope, partition_for, record_key
 

@@ -24,7 +24,7 @@ from alerts.engine import Incoming, incident_scope
 from geofence.bans import BanRegistry
 from geofence.decoding import POSITIONS
 from geofence.records import LocationFix
-from streams.topics import PARTITIONS
+from streams.kafka.topics import PARTITIONS
 
 _partitioner = DefaultPartitioner()
 _ALL = list(range(PARTITIONS))

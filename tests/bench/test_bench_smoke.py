@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench import REQUIRED
+from streams.bench.suite import REQUIRED
 from streams.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.chaos.harness import Background, Row, Workload, all_opened, play, tally
 from tests.streams.workers import Feed, WorkerProc, collect
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.chaos.harness import (
     Row,
     Workload,

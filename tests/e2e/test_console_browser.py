@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import SODERTALJE_HOME
-from streams.kafka_io import make_producer, produce_json
+from streams.demo.scenario import SODERTALJE_HOME
+from streams.kafka.blocking import make_producer, produce_json
 from tests.e2e.conftest import (
     DISPATCHER,
     PATROL_2140,

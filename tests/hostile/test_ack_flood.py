@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from geofence.decoding import ACKS, BANS, INCIDENTS, POSITIONS, Reason
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.chaos.harness import (
     Workload,
     all_opened,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.ops.conftest import tool
 from tests.streams.workers import Feed, WorkerProc, ban, fix, patrol, ts
 

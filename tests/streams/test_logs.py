@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.workers import ROOT, WorkerProc, fix, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]

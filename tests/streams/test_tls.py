@@ -26,8 +26,8 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from config.settings import load_settings
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.certs import Pki, make_pki
 from tests.streams.workers import ROOT, WorkerProc, ban, fix, ts
 

@@ -15,8 +15,8 @@ from aiokafka import TopicPartition
 
 from alerts.engine import Engine, Incoming
 from config.policy import load_policy
+from config.topics import TopicNames
 from geofence.decoding import BANS, POSITIONS
-from streams.topics import TopicNames
 from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.memory import MemoryConsumer, MemoryLog, MemoryOutbox
 from streams.worker.observer import Observer, Observers

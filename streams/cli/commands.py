@@ -10,9 +10,9 @@ from typing import Any
 
 from config.policy import load_policy
 from config.settings import Settings
-from streams.kafka_io import follow, make_producer, produce_json
-from streams.replay_files import read_bans
-from streams.topics import TopicNames
+from config.topics import TopicNames
+from streams.cli.replay_files import read_bans
+from streams.kafka.blocking import follow, make_producer, produce_json
 
 
 def bootstrap_of(settings: Settings) -> str:

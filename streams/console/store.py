@@ -1,7 +1,7 @@
 """What the console knows: the latest revision of every alert, tasks, bans' zones, patrol units.
 
 Fed one record at a time, in any order the topics deliver them (from Kafka by
-`streams/console_service.py`, directly by tests). Consumers keep the highest `seq` per alert
+`streams/console/service.py`, directly by tests). Consumers keep the highest `seq` per alert
 (CONTRACT.md), so a redelivered or older revision never replaces a newer one. Every change the
 page must see (an alert's new latest revision, a new or closed task) becomes an `Event` with an
 increasing id; a bounded log of them lets a dropped Server-Sent Events connection resume with

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from config.settings import Principal, Settings
-from streams.broker import BrokerStartError, EmbeddedBroker
-from streams.topics import ensure_topics
+from streams.kafka.broker import BrokerStartError, EmbeddedBroker
+from streams.kafka.topics import ensure_topics
 from streams.worker import Worker
 
 
@@ -74,9 +74,9 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(worker.run(stop, worker_ready.set), name="worker")
     ]
-    have_console = importlib.util.find_spec("streams.console_service") is not None
+    have_console = importlib.util.find_spec("streams.console.service") is not None
     if have_console:
-        from streams.console_service import serve_console
+        from streams.console.service import serve_console
 
         tasks.append(
             asyncio.create_task(
@@ -106,7 +106,7 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if demo:
-        from streams.demo import play_demo
+        from streams.demo.scenario import play_demo
 
         tasks.append(
             asyncio.create_task(
@@ -130,6 +130,6 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
 
 def _start_metrics(settings: Settings, worker: Worker) -> str:
     """Serve the worker's metrics; returns the URL."""
-    from streams.observe import serve_worker_metrics
+    from streams.metrics.worker import serve_worker_metrics
 
     return serve_worker_metrics(settings, worker).url

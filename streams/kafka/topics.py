@@ -1,10 +1,10 @@
-"""The contract's topics: names (with the optional prefix), partitions, retention, creation.
+"""The contract's topics on the broker: partitions, retention, creation.
 
-Names are contract (CONTRACT.md, "Topics"); partitions and configs are ours to tune. Retention is a
-privacy decision, not a disk one: positions, incidents and anything carrying them are personal
-data and must age out of the log. Kafka deletes whole segments, so a record can outlive
-`retention.ms` by up to `segment.ms`; every personal-data topic therefore rolls segments far more
-often than it retains.
+Names are contract (config/topics.py, the one registry); partitions and configs are ours to
+tune. Retention is a privacy decision, not a disk one: positions, incidents and anything
+carrying them are personal data and must age out of the log. Kafka deletes whole segments, so a
+record can outlive `retention.ms` by up to `segment.ms`; every personal-data topic therefore
+rolls segments far more often than it retains.
 
 Every topic gets the same partition count. Faust refuses to update a table from a stream whose
 topic has a different partition count than the table's changelog (`PartitionsMismatch`), and the
@@ -15,21 +15,23 @@ join possible and makes the app's `topic_partitions` a single setting (`PARTITIO
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError, for_code
 
-CONTACT_BANS = "contact-bans"
-POSITIONS = "positions"
-PATROL_POSITIONS = "patrol-positions"
-INCIDENTS = "incidents"
-ALERT_ACKS = "alert-acks"
-ALERTS = "alerts"
-PATROL_TASKS = "patrol-tasks"
-DEAD_LETTERS = "dead-letters"
-AUDIT = "audit"
+from config.topics import (
+    ALERT_ACKS,
+    ALERTS,
+    AUDIT,
+    CONTACT_BANS,
+    DEAD_LETTERS,
+    INCIDENTS,
+    PATROL_POSITIONS,
+    PATROL_TASKS,
+    POSITIONS,
+)
 
 #: Partitions of every topic, and the faust app's `topic_partitions` (see the module docstring).
 PARTITIONS = 4
@@ -119,34 +121,6 @@ SPECS: tuple[TopicSpec, ...] = (
         "the record of who consulted what; never expires here (no coordinates or free text)",
     ),
 )
-
-
-@dataclass(frozen=True)
-class TopicNames:
-    """The contract's topic names as deployed, i.e. with `BANWATCH_TOPIC_PREFIX` applied."""
-
-    contact_bans: str = CONTACT_BANS
-    positions: str = POSITIONS
-    patrol_positions: str = PATROL_POSITIONS
-    incidents: str = INCIDENTS
-    alert_acks: str = ALERT_ACKS
-    alerts: str = ALERTS
-    patrol_tasks: str = PATROL_TASKS
-    dead_letters: str = DEAD_LETTERS
-    audit: str = AUDIT
-
-    @classmethod
-    def with_prefix(cls, prefix: str = "") -> TopicNames:
-        base = cls()
-        return cls(**{f.name: prefix + getattr(base, f.name) for f in fields(base)})
-
-    def all(self) -> tuple[str, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
-
-    def deployed(self) -> dict[str, str]:
-        """Contract name -> name as deployed, for every contract topic."""
-        base = type(self)()
-        return {getattr(base, f.name): getattr(self, f.name) for f in fields(self)}
 
 
 def ensure_topics(

@@ -26,43 +26,44 @@ come from (`Origin`), come from this very host; the session cookie is `HttpOnly`
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
-from alerts.console.auth import Limiter, Sessions, Tokens
-from alerts.console.store import Event, Store, Value
 from config.settings import Principal
-
-log = logging.getLogger("banwatch.console")
+from config.topics import AUDIT
+from streams.console import api, stream
+from streams.console.auth import Limiter, Sessions, Tokens
+from streams.console.context import (
+    CONSOLE,
+    COOKIE,
+    MAX_BODY,
+    PRINCIPAL,
+    SESSION,
+    Console,
+    Publish,
+    audit,
+    client_address,
+    forbidden,
+    json_ok,
+    log,
+    principal_of,
+    publish_or_503,
+    read_json,
+    rfc3339_ms,
+    system_clock,
+    unauthorized,
+)
+from streams.console.store import Store
 
 STATIC = Path(__file__).resolve().parent / "static"
-COOKIE = "banwatch_session"
-MAX_NOTE = 500
-MAX_BODY = 16 * 1024
-
-#: Why a person opens an alert's detail: a closed set, so the audit log carries no free text.
-CONSULT_REASONS = {
-    "handling": "handling the alert from the dispatch board",
-    "follow_up": "case follow-up",
-    "review": "supervisory review",
-}
-
-#: (topic, key, value): topic is the contract's name (`alert-acks`, `audit`), without prefix.
-Publish = Callable[[str, str, Value], Awaitable[None]]
-
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -79,44 +80,13 @@ SECURITY_HEADERS = {
 }
 
 
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Console:
-    """Everything the handlers share (one per application)."""
-
-    store: Store
-    publish: Publish
-    tokens: Tokens
-    sessions: Sessions
-    limiter: Limiter
-    health: Callable[[], bool]
-    clock: Callable[[], datetime]
-    keepalive_s: float
-    pending_s: float = 15.0
-    secure_cookie: bool = False
-    streams: set[asyncio.Queue[Event | None]] = field(default_factory=set)
-    pending: dict[tuple[str, str], float] = field(default_factory=dict)
-
-
-CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
-PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal", object)  # type: ignore[arg-type]
-SESSION: web.RequestKey[str] = web.RequestKey("session", str)
-
-
 def make_app(
     store: Store,
     publish: Publish,
     tokens: Mapping[str, Principal],
     *,
     health: Callable[[], bool] = lambda: True,
-    clock: Callable[[], datetime] = _system_clock,
+    clock: Callable[[], datetime] = system_clock,
     limiter: Limiter | None = None,
     sessions: Sessions | None = None,
     keepalive_s: float = 15.0,
@@ -139,8 +109,6 @@ def make_app(
         keepalive_s=keepalive_s,
         secure_cookie=secure_cookie,
     )
-    from alerts.console import api, stream
-
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/", page)
@@ -196,28 +164,12 @@ def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
     return {k: v for k, v in exc.headers.items() if k in keep}
 
 
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 def _too_many(wait: float) -> web.HTTPTooManyRequests:
     return web.HTTPTooManyRequests(
         text=json.dumps({"error": "too many failed attempts; try again later"}),
         content_type="application/json",
         headers={"Retry-After": str(max(1, int(wait + 0.999)))},
     )
-
-
-def _unauthorized(message: str = "authentication required") -> web.HTTPUnauthorized:
-    return web.HTTPUnauthorized(
-        text=json.dumps({"error": message}),
-        content_type="application/json",
-        headers={"WWW-Authenticate": 'Bearer realm="banwatch"'},
-    )
-
-
-def forbidden(message: str) -> web.HTTPForbidden:
-    return web.HTTPForbidden(text=json.dumps({"error": message}), content_type="application/json")
 
 
 @web.middleware
@@ -235,7 +187,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
         principal = c.tokens.find(token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
             c.limiter.failed(client)
-            raise _unauthorized("invalid token")
+            raise unauthorized("invalid token")
     else:
         sid = request.cookies.get(COOKIE)
         if sid:
@@ -244,7 +196,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
                 request[SESSION] = sid
     request[PRINCIPAL] = principal
     if principal is None and not _is_public(request):
-        raise _unauthorized()
+        raise unauthorized()
     return await handler(request)
 
 
@@ -264,26 +216,6 @@ async def _same_origin_json(request: web.Request, handler: Handler) -> web.Strea
 
 
 # ------------------------------------------------------------------------------ handlers
-def principal_of(request: web.Request) -> Principal:
-    p = request.get(PRINCIPAL)
-    if not isinstance(p, Principal):  # the middleware lets no such request through
-        raise _unauthorized()
-    return p
-
-
-def require(request: web.Request, *roles: str) -> Principal:
-    p = principal_of(request)
-    if p.role not in roles:
-        raise forbidden(f"the {p.role} role may not do this")
-    return p
-
-
-def json_ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False, allow_nan=False)
-    )
-
-
 async def healthz(request: web.Request) -> web.Response:
     c = request.app[CONSOLE]
     if c.health():
@@ -302,7 +234,7 @@ async def page(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     p = principal_of(request)
     c = request.app[CONSOLE]
-    return json_ok({**p.model_dump(), "now": rfc3339(c.clock())})
+    return json_ok({**p.model_dump(), "now": rfc3339_ms(c.clock())})
 
 
 async def login(request: web.Request) -> web.Response:
@@ -317,9 +249,9 @@ async def login(request: web.Request) -> web.Response:
     if principal is None:
         c.limiter.failed(client)
         log.info("login refused")
-        raise _unauthorized("invalid token")
+        raise unauthorized("invalid token")
     obj = f"user:{principal.user}"
-    await publish_or_503(c, "audit", obj, audit(c, principal, "login", obj, "console session"))
+    await publish_or_503(c, AUDIT, obj, audit(c, principal, "login", obj, "console session"))
     sid = c.sessions.create(principal)
     response = json_ok(principal.model_dump())
     response.set_cookie(
@@ -342,53 +274,6 @@ async def logout(request: web.Request) -> web.Response:
     response = json_ok({"status": "logged out"})
     response.del_cookie(COOKIE, path="/")
     return response
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "the body is not valid JSON"}),
-            content_type="application/json",
-        ) from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "the body must be a JSON object"}),
-            content_type="application/json",
-        )
-    return body
-
-
-def audit(c: Console, who: Principal, action: str, obj: str, reason: str) -> Value:
-    """An AuditRecord (CONTRACT.md): who, when, what, why. Never coordinates or free text."""
-    return {
-        "ts": rfc3339(c.clock()),
-        "actor": who.user,
-        "role": who.role,
-        "action": action,
-        "object": obj,
-        "reason": reason,
-    }
-
-
-async def publish_or_503(c: Console, topic: str, key: str, value: Value) -> None:
-    """Publish, or fail the request with 503 (the caller shows or changes nothing)."""
-    try:
-        await c.publish(topic, key, value)
-    except Exception as exc:
-        log.error("could not publish to %s: %s", topic, type(exc).__name__)
-        raise web.HTTPServiceUnavailable(
-            text=json.dumps({"error": "the message bus did not accept the record; try again"}),
-            content_type="application/json",
-        ) from None
-
-
-def pending_expired(c: Console, key: tuple[str, str]) -> bool:
-    at = c.pending.get(key)
-    return at is None or time.monotonic() - at > c.pending_s
 
 
 def new_instance_name() -> str:

@@ -16,7 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from alerts.console.app import (
+from config.settings import Principal
+from config.topics import ALERT_ACKS, AUDIT
+from streams.console.context import (
     CONSOLE,
     CONSULT_REASONS,
     MAX_NOTE,
@@ -28,11 +30,10 @@ from alerts.console.app import (
     publish_or_503,
     read_json,
     require,
-    rfc3339,
+    rfc3339_ms,
 )
-from alerts.console.outlines import buffered_outline
-from alerts.console.store import Value
-from config.settings import Principal
+from streams.console.outlines import buffered_outline
+from streams.console.store import Value
 
 log = logging.getLogger("banwatch.console")
 
@@ -53,7 +54,7 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
 async def list_alerts(request: web.Request) -> web.Response:
     require(request, "dispatcher", "viewer")
     c = request.app[CONSOLE]
-    return json_ok({"alerts": c.store.open_alerts(), "now": rfc3339(c.clock())})
+    return json_ok({"alerts": c.store.open_alerts(), "now": rfc3339_ms(c.clock())})
 
 
 async def alert_detail(request: web.Request) -> web.Response:
@@ -68,7 +69,7 @@ async def alert_detail(request: web.Request) -> web.Response:
     if alert is None:
         raise _not_found()
     obj = f"alert:{alert_id}"
-    await publish_or_503(c, "audit", obj, audit(c, who, "consult", obj, reason))
+    await publish_or_503(c, AUDIT, obj, audit(c, who, "consult", obj, reason))
     return json_ok(
         {
             "alert": alert,
@@ -76,7 +77,7 @@ async def alert_detail(request: web.Request) -> web.Response:
             "tasks": c.store.tasks(alert_id=alert_id),
             "ban": _ban_view(c, alert.get("ban_id")),
             "units": _units_view(c, alert, alert_id),
-            "now": rfc3339(c.clock()),
+            "now": rfc3339_ms(c.clock()),
         }
     )
 
@@ -163,7 +164,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
     key = (alert_id, action)
     if not pending_expired(c, key):
         return json_ok({**result, "published": False, "why": "sent moments ago; waiting for it"})
-    ts = rfc3339(c.clock())
+    ts = rfc3339_ms(c.clock())
     record = {
         "alert_id": alert_id,
         "action": action,
@@ -171,11 +172,11 @@ async def _act(request: web.Request, action: str) -> web.Response:
         "ts": ts,
         "note": note.strip(),
     }
-    await publish_or_503(c, "alert-acks", alert_id, record)
+    await publish_or_503(c, ALERT_ACKS, alert_id, record)
     c.pending[key] = time.monotonic()
     obj = f"alert:{alert_id}"
     await publish_or_503(
-        c, "audit", obj, audit(c, who, action, obj, "operator action in the console")
+        c, AUDIT, obj, audit(c, who, action, obj, "operator action in the console")
     )
     log.info("%s by %s", action, who.user)
     return json_ok({**result, "published": True}, status=202)
@@ -192,4 +193,4 @@ async def list_tasks(request: web.Request) -> web.Response:
             raise forbidden("a patrol unit sees its own tasks only")
         unit = who.unit
     tasks = c.store.tasks(unit=unit, role=role, alert_id=alert_id)
-    return json_ok({"tasks": tasks, "unit": unit, "now": rfc3339(c.clock())})
+    return json_ok({"tasks": tasks, "unit": unit, "now": rfc3339_ms(c.clock())})

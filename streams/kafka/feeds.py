@@ -9,7 +9,7 @@ each record to its in-memory registry or fleet. `ready` is set once the feed has
 the log end it saw at start: the worker processes no fix before that.
 
 Validation and dead-lettering of these topics happen once, in the partitioned agents
-(streams/worker.py); a feed silently skips records the decoder rejects.
+(streams/worker/); a feed silently skips records the decoder rejects.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.faust_patches import FETCH_MAX_WAIT_MS, exact_ends
 from streams.kafka.clients import aiokafka_security
+from streams.kafka.faust_patches import FETCH_MAX_WAIT_MS, exact_ends
 
 log = logging.getLogger("banwatch.feeds")
 

@@ -9,7 +9,7 @@ page an operator sees is complete. It publishes AlertActions to `alert-acks` (ke
 AuditRecords to `audit` (key: the object consulted), waiting for the broker's acknowledgement
 before the HTTP request succeeds: a consultation that could not be audited shows nothing.
 
-The web application itself (`alerts/console/`) never sees Kafka. Logs here carry topic names,
+The web application itself (`streams/console/`) never sees Kafka. Logs here carry topic names,
 counts and error types, never a record's content.
 """
 
@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,16 +27,15 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from alerts.console.app import AccessLog, make_app, new_instance_name
-from alerts.console.store import Store, Value
 from config.settings import Principal, Settings
-from streams.cli.logs import setup_logging
-from streams.faust_patches import exact_ends
-from streams.feeds import groupless_consumer, rewind_if_truncated
+from config.topics import ALERT_ACKS, AUDIT, TopicNames
+from streams.console.app import AccessLog, make_app, new_instance_name
+from streams.console.store import Store, Value
+from streams.kafka.blocking import encode_json
 from streams.kafka.clients import aiokafka_security
-from streams.kafka_io import encode_json
-from streams.metrics import Metrics
-from streams.topics import TopicNames
+from streams.kafka.faust_patches import exact_ends
+from streams.kafka.feeds import groupless_consumer, rewind_if_truncated
+from streams.metrics.prometheus import Metrics
 
 log = logging.getLogger("banwatch.console")
 
@@ -194,7 +191,7 @@ async def serve_console(
         linger_ms=0,
         **aiokafka_security(security),
     )
-    topics = {"alert-acks": names.alert_acks, "audit": names.audit}
+    topics = {ALERT_ACKS: names.alert_acks, AUDIT: names.audit}
 
     async def publish(topic: str, key: str, value: Value) -> None:
         await producer.send_and_wait(
@@ -252,57 +249,3 @@ def _url(site: web.TCPSite, host: str) -> str:
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/"
-
-
-def main(settings: Settings) -> int:
-    """`banwatch console`: the console against `BANWATCH_KAFKA_BOOTSTRAP` until SIGINT/SIGTERM,
-    with the console's metrics on `BANWATCH_METRICS_HOST:BANWATCH_METRICS_PORT`."""
-    if settings.kafka_bootstrap is None:
-        print(
-            "banwatch: BANWATCH_KAFKA_BOOTSTRAP is not set (`banwatch up` runs an embedded broker)",
-            file=sys.stderr,
-        )
-        return 2
-    if not settings.console_tokens:
-        print(
-            "banwatch: BANWATCH_CONSOLE_TOKENS is not set: "
-            '{"<token>": {"user": "op-17", "role": "dispatcher"}}',
-            file=sys.stderr,
-        )
-        return 2
-    setup_logging(settings, client_floor=logging.WARNING)  # connection chatter at INFO
-    bootstrap = settings.kafka_bootstrap
-    tokens = dict(settings.console_tokens)
-    metrics = Metrics(topic_prefix=settings.topic_prefix)
-    try:
-        metrics_server = metrics.serve(settings.metrics_host, settings.metrics_port)
-    except OSError as exc:
-        print(
-            f"banwatch: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-            f"({exc.strerror}); set BANWATCH_METRICS_PORT",
-            file=sys.stderr,
-        )
-        return 2
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-
-        def on_ready(url: str) -> None:
-            print(f"console: {url}", flush=True)
-            print(f"metrics: {metrics_server.url}", flush=True)
-
-        await serve_console(
-            settings, bootstrap, tokens=tokens, stop=stop, ready=on_ready, metrics=metrics
-        )
-
-    try:
-        asyncio.run(go())
-    except OSError as exc:
-        print(f"banwatch: console: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    finally:
-        metrics_server.close()
-    return 0

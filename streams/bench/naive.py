@@ -1,6 +1,6 @@
 """Baseline stream apps for `banwatch bench`: what one would write first with faust.
 
-    python -m streams.bench_naive scan | indexed | count | relay
+    python -m streams.bench.naive scan | indexed | count | relay
 
 One plain faust agent on `positions`, per event, with no batching, no state and no tables:
 
@@ -16,7 +16,7 @@ One plain faust agent on `positions`, per event, with no batching, no state and 
 And one without faust, for latency only:
 
 - `relay`: an aiokafka group consumer on `positions` with the hot path's settings
-  (streams/hotpath.py) that decides nothing: it copies the device id of every bench latency
+  (streams/worker/outbox.py) that decides nothing: it copies the device id of every bench latency
   probe (`EM-L...`) to `alerts` at once (aiokafka producer, `acks=all`, no linger). Its fix →
   alert latency is what the broker, the clients and this machine cost with no work at all:
   the floor under `latency_p99_ms`.
@@ -41,10 +41,11 @@ import shapely
 from shapely.geometry import shape
 
 from config.settings import load_settings
+from config.topics import TopicNames
 from geofence.records import ContactBan, LocationFix
-from streams import faust_patches
-from streams.kafka_io import follow
-from streams.topics import PARTITIONS, TopicNames
+from streams.kafka import faust_patches
+from streams.kafka.blocking import follow
+from streams.kafka.topics import PARTITIONS
 
 Zone = tuple[str, str, str, Any]  # ban_id, restrained person, zone_id, prepared geometry
 
@@ -208,7 +209,7 @@ async def relay(bootstrap: str, prefix: str) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in MODES:
-        print(f"usage: python -m streams.bench_naive {'|'.join(MODES)}", file=sys.stderr)
+        print(f"usage: python -m streams.bench.naive {'|'.join(MODES)}", file=sys.stderr)
         return 2
     settings = load_settings()
     if settings.kafka_bootstrap is None:

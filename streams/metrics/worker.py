@@ -1,4 +1,4 @@
-"""Wires a worker to its Prometheus metrics (streams/metrics.py): hooks and periodic gauges.
+"""Wires a worker to its Prometheus metrics (streams/metrics/prometheus.py): hooks, gauges.
 
 Counters come from the worker's observer hooks (streams/worker/observer.py: `on_record` per
 input record, `on_output` per alert, task and dead letter). Gauges are refreshed every
@@ -19,10 +19,10 @@ from alerts.engine import Engine, Outcome
 from alerts.model import Output
 from config.settings import Settings
 from geofence.decoding import Reason
-from streams import hotpath
-from streams.metrics import Metrics, MetricsServer
+from streams.metrics.prometheus import Metrics, MetricsServer
 from streams.worker import Worker
 from streams.worker.observer import Observer
+from streams.worker.outbox import position
 
 log = logging.getLogger("banwatch.observe")
 
@@ -92,7 +92,7 @@ def refresh(worker: Worker, metrics: Metrics, shown: set[tuple[str, int]], bans:
             with contextlib.suppress(Exception):
                 hw = hot.highwater(tp)
                 done = worker.hot.done.get(tp)  # processed up to; before the first record, read to
-                done = done if done is not None else hotpath.position(hot, tp)
+                done = done if done is not None else position(hot, tp)
                 if hw is not None and done is not None:
                     lags.append((tp.topic, tp.partition, int(hw) - done))
     now: set[tuple[str, int]] = set()

@@ -16,6 +16,9 @@
 
 Workers run as separate processes (`banwatch worker`, or the baselines of `bench_naive`), as in
 production; clients here are aiokafka, fast enough not to be what is measured.
+
+One module over ~400 lines on purpose: one measurement (start workers, settle, drive, drain,
+read back) whose steps share their timing rules; split, the rules would drift apart.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams import workload
-from streams.topics import PARTITIONS, TopicNames, ensure_topics
+from config.topics import TopicNames
+from streams.bench import workload
+from streams.kafka.topics import PARTITIONS, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 _ALL = list(range(PARTITIONS))
@@ -161,8 +165,8 @@ def banwatch_worker(bootstrap: str, prefix: str) -> Proc:
 
 
 def naive_worker(bootstrap: str, prefix: str, mode: str) -> Proc:
-    """A baseline app of `streams.bench_naive` (`scan`, `indexed`, `count` or `relay`)."""
-    argv = [sys.executable, "-m", "streams.bench_naive", mode]
+    """A baseline app of `streams.bench.naive` (`scan`, `indexed`, `count` or `relay`)."""
+    argv = [sys.executable, "-m", "streams.bench.naive", mode]
     return Proc(argv, worker_env(bootstrap, prefix), "naive: ready")
 
 
@@ -388,7 +392,7 @@ def wait_committed(
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KafkaTP
 
-    from streams.faust_patches import exact_ends
+    from streams.kafka.faust_patches import exact_ends
 
     t0 = time.monotonic()
     tps = [KafkaTP(topic, p) for p in _ALL]

@@ -23,7 +23,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.kafka_io import log_end_offsets
+from streams.kafka.blocking import log_end_offsets
 
 FETCH_MAX_WAIT_MS = 100
 

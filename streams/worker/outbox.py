@@ -33,9 +33,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.faust_patches import exact_ends
-from streams.feeds import groupless_consumer
 from streams.kafka.clients import HOT_FETCH_WAIT_MS
+from streams.kafka.faust_patches import exact_ends
+from streams.kafka.feeds import groupless_consumer
 
 log = logging.getLogger("banwatch.hotpath")
 

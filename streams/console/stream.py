@@ -20,9 +20,9 @@ import json
 
 from aiohttp import web
 
-from alerts.console.app import CONSOLE, SESSION, principal_of, rfc3339
-from alerts.console.store import Event, Value
 from config.settings import Principal
+from streams.console.context import CONSOLE, SESSION, principal_of, rfc3339_ms
+from streams.console.store import Event, Value
 
 QUEUE = 2000
 
@@ -80,7 +80,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             for e in missed:
                 if _visible(who, e):
                     out.append(_frame(e.kind, e.data, store.event_id(e)))
-        out.append(_frame("clock", {"now": rfc3339(c.clock())}))
+        out.append(_frame("clock", {"now": rfc3339_ms(c.clock())}))
         await response.write(b"".join(out))
         session = request.get(SESSION)
         while not overflow:
@@ -89,7 +89,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 if isinstance(session, str) and c.sessions.get(session) is None:
                     break  # logged out or expired: the stream ends with the session
-                await response.write(_frame("clock", {"now": rfc3339(c.clock())}))
+                await response.write(_frame("clock", {"now": rfc3339_ms(c.clock())}))
                 continue
             if event is None:  # the console is shutting down
                 break
@@ -107,9 +107,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 def _snapshot(request: web.Request, who: Principal) -> Value:
     c = request.app[CONSOLE]
     if who.role == "patrol":
-        return {"alerts": [], "tasks": c.store.tasks(unit=who.unit), "now": rfc3339(c.clock())}
+        return {"alerts": [], "tasks": c.store.tasks(unit=who.unit), "now": rfc3339_ms(c.clock())}
     return {
         "alerts": c.store.open_alerts(),
         "tasks": c.store.tasks(),
-        "now": rfc3339(c.clock()),
+        "now": rfc3339_ms(c.clock()),
     }

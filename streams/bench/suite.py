@@ -9,18 +9,21 @@ Figures (the keys of `results` in the JSON file):
   zone with shapely predicates. `engine_us_per_fix_by_bans` shows the cost per fix from 10 to
   10,000 bans (it should not grow).
 - `stream_fixes_per_s`: one `banwatch worker` process draining fixes through the embedded
-  broker, alerts out (see `streams.bench_stream` for how it is timed); baseline
+  broker, alerts out (see `streams.bench.stream` for how it is timed); baseline
   `naive_stream_fixes_per_s`: a plain faust agent that decodes each fix, tests it against every
-  zone and sends alerts one by one (`streams.bench_naive`). For context, not targets:
+  zone and sends alerts one by one (`streams.bench.naive`). For context, not targets:
   `naive_indexed_stream_fixes_per_s` (the same agent looking up only the person's zones) and
   `faust_floor_fixes_per_s` (an agent that only counts: faust's own per-event cost).
 - `latency_p50_ms`, `latency_p99_ms` at `latency_rate_per_s`: produce of a violating fix to
   its alert read back, with the worker under that steady load.
 - `memory_peak_rss_mb`: peak RSS of a worker process holding `memory_bans` bans.
 
-Nothing here is a timed test: CI runs the smallest size (`python -m streams.bench --smoke`)
+Nothing here is a timed test: CI runs the smallest size (`python -m streams.bench.suite --smoke`)
 only to check that the JSON comes out complete. The machine is described in the JSON; compare
 ratios within one run, not absolute figures across machines.
+
+One module over ~400 lines on purpose: the suite's steps and the table and JSON they fill are
+one sequence, read in order (the parts it runs live in engine.py, stream.py, naive.py).
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams import bench_engine, bench_stream, workload
-from streams.broker import EmbeddedBroker, free_port
+from streams.bench import engine as bench_engine
+from streams.bench import stream as bench_stream
+from streams.bench import workload
+from streams.kafka.broker import EmbeddedBroker, free_port
 
 #: Keys every run must fill with a number (the CI smoke test checks them).
 REQUIRED = (
@@ -548,7 +553,9 @@ def main(quick: bool = False, json_path: str | None = None, smoke: bool = False)
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m streams.bench.suite", description=__doc__.split("\n")[0]
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, under 5 minutes")
     size.add_argument("--smoke", action="store_true", help="tiny sizes: only checks it all runs")

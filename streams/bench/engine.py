@@ -6,7 +6,7 @@ in batches of 1,000 fixes, as the stream worker calls it. Loading the bans is no
 predicates in lon/lat (a buffered zone per ban, prepared): what one would write first. It does
 less than the engine (no episodes, no alerts), so the ratio understates the difference.
 
-    python -m streams.bench_engine   # the per-size table alone (`banwatch bench` has it too)
+    python -m streams.bench.engine   # the per-size table alone (`banwatch bench` has it too)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from alerts.engine import Engine, Incoming
 from config.policy import Policy
 from geofence.decoding import BANS, POSITIONS
 from geofence.records import LocationFix
-from streams import workload
+from streams.bench import workload
 
 
 @dataclass(frozen=True, slots=True)
