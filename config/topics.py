@@ -20,6 +20,10 @@ PATROL_TASKS = "patrol-tasks"
 DEAD_LETTERS = "dead-letters"
 AUDIT = "audit"
 
+#: Partitions of every topic, and the faust app's `topic_partitions`: one number for all keeps
+#: any co-partitioned join possible (streams/kafka/topics.py says why).
+PARTITIONS = 4
+
 #: What the worker reads (the input side of the contract), in the contract's order.
 INPUT_TOPICS = (CONTACT_BANS, POSITIONS, PATROL_POSITIONS, INCIDENTS, ALERT_ACKS)
 #: What the worker writes.

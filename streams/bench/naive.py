@@ -41,11 +41,10 @@ import shapely
 from shapely.geometry import shape
 
 from config.settings import load_settings
-from config.topics import TopicNames
+from config.topics import PARTITIONS, TopicNames
 from geofence.records import ContactBan, LocationFix
 from streams.kafka import faust_patches
 from streams.kafka.blocking import follow
-from streams.kafka.topics import PARTITIONS
 
 Zone = tuple[str, str, str, Any]  # ban_id, restrained person, zone_id, prepared geometry
 

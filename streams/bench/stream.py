@@ -42,9 +42,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from config.topics import TopicNames
+from config.topics import PARTITIONS, TopicNames
 from streams.bench import workload
-from streams.kafka.topics import PARTITIONS, ensure_topics
+from streams.kafka.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 _ALL = list(range(PARTITIONS))

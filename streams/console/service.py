@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config.settings import Principal, Settings
@@ -32,9 +32,9 @@ from config.topics import ALERT_ACKS, AUDIT, TopicNames
 from streams.console.app import AccessLog, make_app, new_instance_name
 from streams.console.store import Store, Value
 from streams.kafka.blocking import encode_json
-from streams.kafka.clients import aiokafka_security
+from streams.kafka.clients import groupless_consumer, record_producer
 from streams.kafka.faust_patches import exact_ends
-from streams.kafka.feeds import groupless_consumer, rewind_if_truncated
+from streams.kafka.feeds import rewind_if_truncated
 from streams.metrics.prometheus import Metrics
 
 log = logging.getLogger("banwatch.console")
@@ -184,13 +184,7 @@ async def serve_console(
         security,
         on_alert=None if metrics is None else metrics.track_alert,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        client_id="banwatch-console",
-        linger_ms=0,
-        **aiokafka_security(security),
-    )
+    producer = record_producer(bootstrap, "banwatch-console", security)
     topics = {ALERT_ACKS: names.alert_acks, AUDIT: names.audit}
 
     async def publish(topic: str, key: str, value: Value) -> None:

@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from config.topics import TopicNames
 from streams.kafka.blocking import encode_json
-from streams.kafka.clients import aiokafka_security
+from streams.kafka.clients import record_producer
 
 log = logging.getLogger("banwatch.demo")
 
@@ -402,13 +400,7 @@ async def play_demo(
         "patrol-positions": names.patrol_positions,
         "incidents": names.incidents,
     }
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        client_id="banwatch-demo",
-        linger_ms=0,
-        **aiokafka_security(dict(security or {})),
-    )
+    producer = record_producer(bootstrap, "banwatch-demo", security)
     await producer.start()
     loop = asyncio.get_running_loop()
     start = loop.time()

@@ -17,6 +17,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
+from streams.kafka.clients import follower
+from streams.kafka.clients import make_producer as make_producer  # (built there, used here)
+
 
 class Followed(NamedTuple):
     """One record as `follow` yields it; `value` is None for a tombstone."""
@@ -25,22 +28,6 @@ class Followed(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-def make_producer(bootstrap: str, **security: Any) -> KafkaProducer:
-    """A producer of raw bytes with `acks=all` and idempotence, so a retried send is not doubled.
-
-    Values stay bytes so callers can also send what is *not* valid JSON (tests of dead-lettering);
-    `produce_json` does the encoding. `security` goes to kafka-python as is.
-    """
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="banwatch-cli",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        **security,
-    )
 
 
 def encode_json(value: object) -> bytes:
@@ -77,17 +64,7 @@ def follow(
     Records come in offset order per partition; partitions interleave. Raises `LookupError` for
     a topic the broker does not have (it is never auto-created by a typo).
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        client_id="banwatch-follow",
-        group_id=None,
-        enable_auto_commit=False,
-        allow_auto_create_topics=False,
-        # Tansu does not always answer a waiting fetch when a record arrives: with the default
-        # 500 ms a new record was seen ~120 ms late, with 50-100 ms in ~10 ms.
-        fetch_max_wait_ms=100,
-        **security,
-    )
+    consumer = follower(bootstrap, security)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

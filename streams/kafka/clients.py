@@ -14,15 +14,20 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from config.settings import Settings
-from streams.kafka import faust_patches
-from streams.kafka.topics import PARTITIONS
+from config.topics import PARTITIONS
 
 #: How long the hot path's fetch waits on an idle partition. Tansu answers a waiting fetch only
 #: when the wait ends (docs/faust-on-tansu.md), so this is the delay a fix sees on a quiet
 #: stream.
 HOT_FETCH_WAIT_MS = 10
+#: How long faust's consumer and the group-less readers wait on an idle partition. Faust
+#: hard-codes 1500 ms, and Tansu does not answer a waiting fetch when a record arrives, so
+#: every event waited ~600 ms before an agent saw it; 100 ms brings fix→agent to ~30 ms
+#: (docs/faust-on-tansu.md).
+FETCH_MAX_WAIT_MS = 100
 #: Record batches are capped per topic partition (one produce request carries one per
 #: partition); a record larger than this still goes, alone in its batch.
 MAX_BATCH_BYTES = 512 * 1024
@@ -65,9 +70,9 @@ def faust_credentials(security: Mapping[str, Any]) -> Any:
 
 
 def faust_app(settings: Settings, bootstrap: str) -> faust.App:
-    """The worker's faust app (id: prefix + `app_id`), with the faust patches installed."""
+    """The worker's faust app (id: prefix + `app_id`). Install the faust patches first
+    (streams/kafka/faust_patches.py `apply`): the worker does."""
     security = settings.kafka_security()
-    faust_patches.apply(bootstrap, security)
     return faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{bootstrap}",
@@ -136,3 +141,73 @@ def hot_consumer(settings: Settings, bootstrap: str, group_id: str) -> AIOKafkaC
 
 def hot_producer(settings: Settings, bootstrap: str, client_id: str) -> AIOKafkaProducer:
     return batch_producer(bootstrap, client_id, settings.kafka_security())
+
+
+def groupless_consumer(
+    bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None
+) -> AIOKafkaConsumer:
+    """An aiokafka consumer that joins no group, commits nothing and starts from the earliest
+    record: for reading whole topics (feeds, the console, state recovery, benchmarks)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        client_id=client_id,
+        **aiokafka_security(security or {}),
+    )
+
+
+def record_producer(
+    bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
+    """An aiokafka producer for a few records at a time, each acknowledged by all replicas
+    (the console's actions and audit records, the demo's feed)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        client_id=client_id,
+        linger_ms=0,
+        **aiokafka_security(security or {}),
+    )
+
+
+def make_producer(bootstrap: str, **security: Any) -> KafkaProducer:
+    """A blocking producer of raw bytes with `acks=all` and idempotence, so a retried send is
+    not doubled (the short-lived commands and the tests: streams/kafka/blocking.py)."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="banwatch-cli",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        **security,
+    )
+
+
+def follower(bootstrap: str, security: Mapping[str, Any]) -> KafkaConsumer:
+    """A blocking reader in no group that never creates a topic by a typo (`tail`, tests)."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="banwatch-follow",
+        group_id=None,
+        enable_auto_commit=False,
+        allow_auto_create_topics=False,
+        # Tansu does not always answer a waiting fetch when a record arrives: with the default
+        # 500 ms a new record was seen ~120 ms late, with 50-100 ms in ~10 ms.
+        fetch_max_wait_ms=100,
+        **security,
+    )
+
+
+def offsets_reader(bootstrap: str, security: Mapping[str, Any]) -> KafkaConsumer:
+    """A blocking consumer in no group, for reading log ends (streams/kafka/faust_patches.py)."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **security
+    )
+
+
+def admin_client(bootstrap: str, security: Mapping[str, Any]) -> KafkaAdminClient:
+    """The admin client that creates topics (streams/kafka/topics.py)."""
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)

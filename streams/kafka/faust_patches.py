@@ -21,11 +21,10 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from streams.kafka.blocking import log_end_offsets
-
-FETCH_MAX_WAIT_MS = 100
+from streams.kafka.clients import FETCH_MAX_WAIT_MS, offsets_reader
 
 _state: dict[str, Any] = {"bootstrap": None, "security": {}, "applied": False}
 
@@ -34,9 +33,7 @@ def exact_ends(
     bootstrap: str, security: Mapping[str, Any], partitions: list[Any]
 ) -> dict[Any, int]:
     """The exact log end of each (topic, partition) tuple, keyed by the objects passed in."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **security
-    )
+    consumer = offsets_reader(bootstrap, security)
     try:
         tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         consumer.assign(tps)

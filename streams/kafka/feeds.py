@@ -21,8 +21,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.kafka.clients import aiokafka_security
-from streams.kafka.faust_patches import FETCH_MAX_WAIT_MS, exact_ends
+from streams.kafka.clients import groupless_consumer
+from streams.kafka.faust_patches import exact_ends
 
 log = logging.getLogger("banwatch.feeds")
 
@@ -46,23 +46,6 @@ async def rewind_if_truncated(
             )
             await consumer.seek_to_beginning(tp)
             pos[tp] = await consumer.position(tp)
-
-
-def groupless_consumer(
-    bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None
-) -> AIOKafkaConsumer:
-    """An aiokafka consumer that joins no group, commits nothing and starts from the earliest
-    record: for reading whole topics (feeds, the console, benchmarks). `security` are
-    kafka-python keyword arguments."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        client_id=client_id,
-        **aiokafka_security(security or {}),
-    )
 
 
 class GlobalFeed:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError, for_code
 
@@ -28,13 +27,12 @@ from config.topics import (
     CONTACT_BANS,
     DEAD_LETTERS,
     INCIDENTS,
+    PARTITIONS,
     PATROL_POSITIONS,
     PATROL_TASKS,
     POSITIONS,
 )
-
-#: Partitions of every topic, and the faust app's `topic_partitions` (see the module docstring).
-PARTITIONS = 4
+from streams.kafka.clients import admin_client
 
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
@@ -145,7 +143,7 @@ def ensure_topics(
         )
         for spec in SPECS
     ]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)
+    admin = admin_client(bootstrap, security)
     try:
         response = admin.create_topics(new_topics, raise_errors=False, wait_for_metadata=True)
     finally:
@@ -169,7 +167,7 @@ def ensure_internal(
     at all). `routed` holds copies of fixes, incidents and acks: it ages out like `positions`.
     The state changelog keeps the latest value per key (compacted), like faust's tables."""
     configs = dict(next(spec for spec in SPECS if spec.name == POSITIONS).configs)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="banwatch-topics", **security)
+    admin = admin_client(bootstrap, security)
     try:
         response = admin.create_topics(
             [

@@ -40,7 +40,7 @@ from config.policy import Policy, load_policy
 from config.settings import Settings
 from config.topics import TopicNames
 from geofence.decoding import BANS, PATROL_POSITIONS
-from streams.kafka import clients
+from streams.kafka import clients, faust_patches
 from streams.kafka.feeds import GlobalFeed
 from streams.kafka.topics import ensure_internal, ensure_topics
 from streams.worker.agents import Agents
@@ -65,6 +65,7 @@ class Worker:
         self.observers = Observers()
         self.ready = asyncio.Event()
 
+        faust_patches.apply(bootstrap, settings.kafka_security())
         self.app = clients.faust_app(settings, bootstrap)
         app_id = self.app.conf.id
         self.routed_name = f"{app_id}-routed"

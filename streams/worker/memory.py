@@ -22,7 +22,7 @@ import orjson
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.kafka.topics import PARTITIONS
+from config.topics import PARTITIONS
 
 _partitioner = DefaultPartitioner()
 

@@ -33,9 +33,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.kafka.clients import HOT_FETCH_WAIT_MS
+from streams.kafka.clients import HOT_FETCH_WAIT_MS, groupless_consumer
 from streams.kafka.faust_patches import exact_ends
-from streams.kafka.feeds import groupless_consumer
 
 log = logging.getLogger("banwatch.hotpath")
 

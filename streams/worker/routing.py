@@ -21,10 +21,10 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from alerts.engine import Incoming, incident_scope
+from config.topics import PARTITIONS
 from geofence.bans import BanRegistry
 from geofence.decoding import POSITIONS
 from geofence.records import LocationFix
-from streams.kafka.topics import PARTITIONS
 
 _partitioner = DefaultPartitioner()
 _ALL = list(range(PARTITIONS))

@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from config.settings import Settings, load_settings
-from streams.kafka.topics import PARTITIONS, SPECS
+from config.topics import PARTITIONS
+from streams.kafka.topics import SPECS
 from tests.ops.conftest import DEPLOY, ROOT
 
 BASE = ROOT / "docker-compose.yml"

@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 import streams
-from config.topics import TopicNames
+from config.topics import PARTITIONS, TopicNames
 from streams.kafka.blocking import (
     Followed,
     encode_json,
@@ -27,7 +27,7 @@ from streams.kafka.blocking import (
     produce_json,
 )
 from streams.kafka.broker import BrokerStartError, EmbeddedBroker, free_port, listener_port_ranges
-from streams.kafka.topics import PARTITIONS, SPECS, ensure_topics
+from streams.kafka.topics import SPECS, ensure_topics
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
