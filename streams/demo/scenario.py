@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.topics import TopicNames
+from config.topics import CONTACT_BANS, INCIDENTS, PATROL_POSITIONS, POSITIONS, TopicNames
 from streams.kafka.blocking import encode_json
 from streams.kafka.clients import record_producer
 
@@ -276,9 +276,7 @@ def _fix(person: str, device: str, source: str, p: LatLon, acc: float) -> dict[s
 
 def script(t0: datetime, until_s: float = SCRIPT_S) -> list[Record]:
     """Every record of the demo up to `until_s`, in sending order."""
-    out: list[Record] = [
-        Record(0.0, "contact-bans", b["ban_id"], b, stamped=False) for b in bans(t0)
-    ]
+    out: list[Record] = [Record(0.0, CONTACT_BANS, b["ban_id"], b, stamped=False) for b in bans(t0)]
     people = [
         ("P-7731", "EM-0091", "ankle_tag", P7731, 0.5, (7.0, 9.0), None),
         ("P-2207", "VD-2207", "victim_device", P2207, 1.0, (6.0, 10.0), None),
@@ -294,7 +292,7 @@ def script(t0: datetime, until_s: float = SCRIPT_S) -> list[Record]:
                 continue  # the tag was torn off
             acc = a + (b - a) * ((n * 7 + len(person)) % 5) / 4
             out.append(
-                Record(at, "positions", person, _fix(person, device, source, where.at(at), acc))
+                Record(at, POSITIONS, person, _fix(person, device, source, where.at(at), acc))
             )
         for i, (unit, where) in enumerate(UNITS):
             at = t + 0.3 * i
@@ -306,14 +304,14 @@ def script(t0: datetime, until_s: float = SCRIPT_S) -> list[Record]:
                 "status": "available",
                 "capabilities": ["patrol"],
             }
-            out.append(Record(at, "patrol-positions", unit, value))
+            out.append(Record(at, PATROL_POSITIONS, unit, value))
         n += 1
         t += FIX_EVERY_S
     kungsholmen = P5120.at(TAMPER_AT_S)
     out.append(
         Record(
             TAMPER_AT_S,
-            "incidents",
+            INCIDENTS,
             "I-DEMO-0001",
             {
                 "incident_id": "I-DEMO-0001",
@@ -332,7 +330,7 @@ def script(t0: datetime, until_s: float = SCRIPT_S) -> list[Record]:
     out.append(
         Record(
             TIP_AT_S,
-            "incidents",
+            INCIDENTS,
             "I-DEMO-0002",
             {
                 "incident_id": "I-DEMO-0002",
@@ -367,7 +365,7 @@ def heartbeat(t: float) -> list[Record]:
         ("P-8810", "EM-0412", "ankle_tag", P8810),
     ):
         out.append(
-            Record(t, "positions", person, _fix(person, device, source, where.at(SCRIPT_S), 8.0))
+            Record(t, POSITIONS, person, _fix(person, device, source, where.at(SCRIPT_S), 8.0))
         )
     for unit, where in UNITS:
         lat, lon = where.at(SCRIPT_S)
@@ -378,7 +376,7 @@ def heartbeat(t: float) -> list[Record]:
             "status": "available",
             "capabilities": ["patrol"],
         }
-        out.append(Record(t, "patrol-positions", unit, value))
+        out.append(Record(t, PATROL_POSITIONS, unit, value))
     return out
 
 
@@ -394,12 +392,7 @@ async def play_demo(
     if speed <= 0:
         raise ValueError("speed must be positive")
     names = TopicNames.with_prefix(prefix)
-    topic = {
-        "contact-bans": names.contact_bans,
-        "positions": names.positions,
-        "patrol-positions": names.patrol_positions,
-        "incidents": names.incidents,
-    }
+    topic = names.deployed()
     producer = record_producer(bootstrap, "banwatch-demo", security)
     await producer.start()
     loop = asyncio.get_running_loop()
@@ -425,7 +418,7 @@ async def play_demo(
                 return
             await send(record)
             sent += 1
-            if record.topic == "contact-bans":
+            if record.topic == CONTACT_BANS:
                 await producer.flush()  # the bans first, before any fix
         log.info("demo script done (%d records); devices keep reporting", sent)
         t = SCRIPT_S
