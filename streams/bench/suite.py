@@ -138,7 +138,7 @@ class Run:
     def fresh_broker(self) -> None:
         """Every broker step starts on an empty broker: Tansu keeps every record in memory
         and deletes nothing, and a broker holding the earlier steps' topics answered more
-        slowly (relay latency p50 23 ms on an empty broker, 56-60 ms after the drains)."""
+        slowly (docs/bench.md)."""
         self._stack.close()
         self._stack = contextlib.ExitStack()
         self._broker = None

@@ -24,9 +24,8 @@ from config.topics import PARTITIONS
 #: stream.
 HOT_FETCH_WAIT_MS = 10
 #: How long faust's consumer and the group-less readers wait on an idle partition. Faust
-#: hard-codes 1500 ms, and Tansu does not answer a waiting fetch when a record arrives, so
-#: every event waited ~600 ms before an agent saw it; 100 ms brings fix→agent to ~30 ms
-#: (docs/faust-on-tansu.md).
+#: hard-codes 1500 ms, and Tansu does not answer a waiting fetch when a record arrives, so an
+#: event waits for most of the wait before an agent sees it (measured: docs/faust-on-tansu.md).
 FETCH_MAX_WAIT_MS = 100
 #: Record batches are capped per topic partition (one produce request carries one per
 #: partition); a record larger than this still goes, alone in its batch.
@@ -194,8 +193,8 @@ def follower(bootstrap: str, security: Mapping[str, Any]) -> KafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         allow_auto_create_topics=False,
-        # Tansu does not always answer a waiting fetch when a record arrives: with the default
-        # 500 ms a new record was seen ~120 ms late, with 50-100 ms in ~10 ms.
+        # Tansu does not always answer a waiting fetch when a record arrives: a short wait keeps
+        # a new record from being seen late (measured: docs/faust-on-tansu.md)
         fetch_max_wait_ms=100,
         **security,
     )

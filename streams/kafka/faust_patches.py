@@ -1,13 +1,13 @@
 """Two patches to faust-streaming 0.15.x, needed on the embedded broker and harmless on Kafka.
 
-Measured in docs/faust-on-tansu.md:
+Why, with the measurements, in docs/faust-on-tansu.md:
 
 - Table recovery asks for the changelog's end with ListOffsets "latest", which Tansu under-
   reports (the newest batch's base + 1). Recovery then stops short: a restored key came back one
-  update behind in 3 of 8 restarts. We read the exact end from a fetch's high watermark instead.
+  update behind. We read the exact end from a fetch's high watermark instead.
 - Faust hard-codes `fetch_max_wait_ms=1500` for its consumer, and Tansu does not answer a waiting
-  fetch when a record arrives, so every event waited ~600 ms before an agent saw it. 100 ms
-  brings fix→agent to ~30 ms.
+  fetch when a record arrives, so every event waited for most of that before an agent saw it;
+  `FETCH_MAX_WAIT_MS` (streams/kafka/clients.py) instead.
 
 Both touch private methods, hence the pin `faust-streaming<0.16`; `apply()` checks that the
 methods still exist and fails loudly at start if they do not.

@@ -55,7 +55,7 @@ class Checkpoint:
       3. the offsets to commit are fixed: the next offset of every hot partition still
          assigned.
 
-    `finish` (outside the lock: the broker's acknowledgements take 10 to 200 ms and the loop
+    `finish` (outside the lock: the broker's acknowledgements take a while and the loop
     goes on deciding meanwhile):
       4. wait until the broker has acknowledged those outputs;
       5. only then send the state and markers (a marker must never be durable before the

@@ -1,11 +1,11 @@
 """Kafka plumbing of the worker's hot path: `positions` and `routed` in batches, outside faust.
 
 Faust hands every record to an agent through its conductor, stream iterator, event and ack
-machinery: about 105 µs of CPU per record here before any of our code runs (docs/bench.md),
-which alone is more than a 10,000 fixes/s worker may spend per fix. The two topics that carry
-almost all the traffic are therefore read by a plain aiokafka group consumer in batches of up
-to `BATCH_MAX`, and everything the batch produces (alerts, tasks, dead letters, re-keyed
-records, state) leaves through one `Outbox` of record batches. Faust still runs the low-volume
+machinery, which alone costs more CPU per record than a 10,000 fixes/s worker may spend per
+fix (measured: docs/bench.md). The two topics that carry almost all the traffic are therefore
+read by a plain aiokafka group consumer in batches of up to `BATCH_MAX`, and everything the
+batch produces (alerts, tasks, dead letters, re-keyed records, state) leaves through one
+`Outbox` of record batches. Faust still runs the low-volume
 agents (incidents, acknowledgements, the alert index, the checks of the global topics).
 
 Delivery stays at-least-once, and a commit is the unit of durability: every `COMMIT_S` (and
