@@ -111,5 +111,10 @@ class Checkpoint:
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("offsets not committed: %s", type(exc).__name__)
 
+    async def commit(self, consumer: Committer, done: Mapping[TopicPartition, int]) -> None:
+        """Steps 1 to 6 at once (before a rebalance, at shutdown)."""
+        await self.begin(consumer, done)
+        await self.finish(consumer)
+
     def _write_state(self, key: bytes, value: bytes, partition: int) -> None:
         self.state_box.add(self.state_topic, key, value, partition)

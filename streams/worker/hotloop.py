@@ -145,9 +145,9 @@ class HotLoop:
                 await self.commit_now(consumer)
 
     # ------------------------------------------------------------ commits
-    async def _begin_commit(self, consumer: Consumer) -> Checkpoint:
+    def _checkpoint(self) -> Checkpoint:
         assert self.outbox is not None and self.state_box is not None
-        checkpoint = Checkpoint(
+        return Checkpoint(
             self.engine,
             self.changelog,
             self.outbox,
@@ -155,6 +155,9 @@ class HotLoop:
             self.state_name,
             lambda: self.generation,
         )
+
+    async def _begin_commit(self, consumer: Consumer) -> Checkpoint:
+        checkpoint = self._checkpoint()
         await checkpoint.begin(consumer, self.done)
         return checkpoint
 
@@ -165,8 +168,7 @@ class HotLoop:
         if committing is not None:
             await committing
         if self.outbox is not None:
-            checkpoint = await self._begin_commit(consumer)
-            await checkpoint.finish(consumer)
+            await self._checkpoint().commit(consumer, self.done)
 
     # ----------------------------------------------------------- rebalance
     async def on_revoked(self) -> None:

@@ -46,7 +46,13 @@ class Tally(Observer):
 class Member:
     """One worker's hot loop on the shared log, with its own engine and bans."""
 
-    def __init__(self, log: MemoryLog, bans: list[dict[str, Any]], auto_ack: bool = True):
+    def __init__(
+        self,
+        log: MemoryLog,
+        bans: list[dict[str, Any]],
+        auto_ack: bool = True,
+        first: Observer | None = None,
+    ):
         self.log = log
         self.engine = Engine(POLICY, partial=True)
         now = datetime.now(UTC)
@@ -54,7 +60,9 @@ class Member:
             raw = json.dumps(b).encode()
             self.engine.handle(Incoming(BANS, b["ban_id"], raw, 0, 0), now)
         self.tally = Tally()
-        observers = Observers()
+        observers = self.observers = Observers()
+        if first is not None:
+            observers.add(first)
         observers.add(self.tally)
 
         async def no_wait() -> None:
@@ -266,5 +274,54 @@ def test_a_batch_fetched_for_a_partition_given_away_meanwhile_is_not_decided() -
         assert alerts(log) == []  # its new owner decides it, from the last commit
         assert not [t for t in w.tally.records if t[0] == POSITIONS]
         assert TopicPartition(NAMES.positions, mine) not in w.hot.done
+
+    run(go())
+
+
+def test_a_member_adopts_only_the_state_of_the_partitions_it_is_given() -> None:
+    async def go() -> None:
+        log = MemoryLog()
+        persons = ["P-8", "P-9", "P-10", "P-11", "P-12"]
+        by_partition: dict[int, str] = {}
+        for p in persons:
+            by_partition.setdefault(partition_for(p), p)
+        assert len(by_partition) >= 2, "pick persons on two partitions"
+        (pa, a_person), (_, b_person) = sorted(by_partition.items())[:2]
+        bans = [ban(f"KF-{p}", p, f"V-{p}", LON, LAT) for p in (a_person, b_person)]
+        first = Member(log, bans)
+        await first.consumer.assign(range(log.partitions))
+        for p in (a_person, b_person):
+            send_fix(log, p, *INSIDE)
+        await first.run_until(
+            lambda: bool(breaches(log, f"KF-{a_person}") and breaches(log, f"KF-{b_person}"))
+        )
+        second = Member(log, bans)
+        await second.consumer.assign([pa])
+        assert set(second.engine.states) == {f"KF-{a_person}"}
+        assert set(second.hot.changelog.applied) == {f"f:{pa}"}
+
+    run(go())
+
+
+class Exploding(Observer):
+    def on_output(self, output: Any) -> None:
+        raise RuntimeError("a metrics bug")
+
+
+def test_an_observer_that_raises_stops_neither_the_others_nor_the_worker() -> None:
+    async def go() -> None:
+        log = MemoryLog()
+        w = Member(log, [ban("KF-13", "P-13", "V-13", LON, LAT)], first=Exploding())
+        outputs: list[Any] = []
+
+        class Seen(Observer):
+            def on_output(self, output: Any) -> None:
+                outputs.append(output)
+
+        w.observers.add(Seen())
+        await w.consumer.assign(range(log.partitions))
+        send_fix(log, "P-13", *INSIDE)
+        await w.run_until(lambda: bool(breaches(log, "KF-13")))
+        assert any(topic == NAMES.alerts for topic, _, _ in outputs)
 
     run(go())
