@@ -1,5 +1,5 @@
 """Pure alert logic: priorities, alert lifecycle, dedup, escalation, patrol assignment, tasks.
 
-Never imports Kafka, Faust, metrics or the environment, and never reads the clock (except the
-console, in `alerts/console/`, which is a consumer of the alert stream).
+Never imports Kafka, Faust, the web, metrics or the environment, and never reads the clock (the
+dispatch console, a consumer of the alert stream, lives in `streams/console/`).
 """

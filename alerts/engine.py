@@ -89,6 +89,9 @@ class Result:
 DEAD_LETTER_RAW_BYTES = 512 * 1024
 DEAD_LETTER_KEY_CHARS = 256
 DEAD_LETTER_ERROR_CHARS = 1000
+#: How much of an acknowledgement for an unknown alert its dead letter keeps (a flood of them
+#: must not fill `dead-letters`).
+UNKNOWN_ALERT_DEAD_LETTER_BYTES = 4096
 
 
 def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
@@ -260,7 +263,9 @@ class Engine:
         if owner == "":
             rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r} is known")
             return Result(
-                Outcome.rejected, [*out, dead_letter(msg, rej, self._now(now), 4096)], rej.reason
+                Outcome.rejected,
+                [*out, dead_letter(msg, rej, self._now(now), UNKNOWN_ALERT_DEAD_LETTER_BYTES)],
+                rej.reason,
             )
         if owner is None:
             out.extend(self._act(self.unmatched[d.alert_id], d))

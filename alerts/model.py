@@ -14,14 +14,16 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from config.topics import ALERTS as ALERTS
+from config.topics import DEAD_LETTERS as DEAD_LETTERS
+from config.topics import PATROL_TASKS
+
 CONTRACT_VERSION = 2
 
 Value = dict[str, Any]
 Output = tuple[str, str | None, Value | None]  # (topic, key, value)
 
-ALERTS = "alerts"
-TASKS = "patrol-tasks"
-DEAD_LETTERS = "dead-letters"
+TASKS = PATROL_TASKS  # the output topics (config/topics.py is the registry)
 
 
 class Kind(StrEnum):

@@ -13,6 +13,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ValidationError
 
 from config.policy import Policy
+from config.topics import ALERT_ACKS, CONTACT_BANS
+from config.topics import INCIDENTS as INCIDENTS
+from config.topics import PATROL_POSITIONS as PATROL_POSITIONS
+from config.topics import POSITIONS as POSITIONS
 from geofence.bans import CompiledBan
 from geofence.evaluation import duration
 from geofence.records import AlertAction, ContactBan, Incident, LocationFix, PatrolPosition
@@ -33,11 +37,8 @@ class Reason(StrEnum):
     internal = "internal"  # a detector failed on this record (a bug; the record is kept)
 
 
-BANS = "contact-bans"
-POSITIONS = "positions"
-PATROL_POSITIONS = "patrol-positions"
-INCIDENTS = "incidents"
-ACKS = "alert-acks"
+# the input topics, by the names this module has always used (config/topics.py is the registry)
+BANS, ACKS = CONTACT_BANS, ALERT_ACKS
 
 _MODELS: dict[str, type[BaseModel]] = {
     BANS: ContactBan,

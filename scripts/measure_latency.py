@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.workers import WorkerProc, ban, fix, ts
 
 LAT, LON = 59.19, 17.60

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
 
-from streams import hotpath
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka import clients
+from streams.kafka.broker import EmbeddedBroker, free_port
 
 
 async def run(rate: float, seconds: float) -> None:
@@ -32,7 +32,7 @@ async def run(rate: float, seconds: float) -> None:
         await producer.start()
         for i in range(8):  # creates the topic (auto-create: 4 partitions here)
             await producer.send_and_wait("probe", b"x", key=str(i).encode())
-        consumer = hotpath.group_consumer(boot, "probe-reader", {}, 2.0, 0.5)
+        consumer = clients.group_consumer(boot, "probe-reader", {}, 2.0, 0.5)
         consumer.subscribe(["probe"])
         await consumer.start()
         while not consumer.assignment():

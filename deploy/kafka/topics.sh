@@ -2,7 +2,7 @@
 # One-shot creation of banwatch's topics for docker-compose.yml (the `topics` service), run with
 # the Kafka image's own kafka-topics.sh so that it needs nothing of banwatch's.
 #
-# The table is streams/topics.py's SPECS (names, partitions, configs): retention there is a
+# The table is streams/kafka/topics.py's SPECS (names, partitions, configs): retention there is a
 # privacy decision, so it must be the same here. tests/ops/test_compose.py runs this script and
 # fails when the two differ. Topics that exist are left exactly as they are (--if-not-exists).
 #

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench import REQUIRED
+from streams.bench.suite import REQUIRED
 from streams.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(720)
+pytestmark = [pytest.mark.bench, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(720)]
 
 
 def test_the_cli_wires_bench_to_the_suite() -> None:

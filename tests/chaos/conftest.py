@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.chaos.harness import ROWS, Row
 
 

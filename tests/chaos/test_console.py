@@ -7,7 +7,7 @@ empty topics. Tansu then answers a fetch beyond the new log's end with an empty 
 OFFSET_OUT_OF_RANGE as Kafka does, so a reader positioned where the old log ended would wait
 until the new log passed that offset and skip what came before. The console (and the worker's
 global feeds) read a partition again from its start when its end falls below their position
-(`streams.feeds.rewind_if_truncated`); the last test checks alerts published after the restart
+(`streams.kafka.feeds.rewind_if_truncated`); the last test checks alerts published after the restart
 all reach the operator.
 """
 
@@ -27,13 +27,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
-from streams.topics import ensure_topics
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.topics import ensure_topics
 from tests.chaos.harness import Row
 from tests.streams.workers import ROOT, ts
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.chaos, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
 TOKEN = "chaos-dispatcher-token-0123456789"
 BURST_1, BURST_2 = 200, 100

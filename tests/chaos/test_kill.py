@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.chaos.harness import Background, Row, Workload, all_opened, play, tally
 from tests.streams.workers import Feed, WorkerProc, collect
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.chaos, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 
 BANS = 60
 STREAM_S = 40.0

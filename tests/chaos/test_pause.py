@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.chaos.harness import (
     Background,
     Row,
@@ -25,7 +25,7 @@ from tests.chaos.harness import (
 )
 from tests.streams.workers import Feed, WorkerProc, collect
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.chaos, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 
 BANS = 40
 PAUSE_S = 20.0

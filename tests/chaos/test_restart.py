@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.chaos.harness import (
     Row,
     Workload,
@@ -21,7 +21,7 @@ from tests.chaos.harness import (
 )
 from tests.streams.workers import Feed, WorkerProc, collect
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.chaos, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
 BANS = 30
 FILLER = 10

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.chaos.harness import tally, when
+
+pytestmark = pytest.mark.chaos  # pure arithmetic, no broker: part of the fast tier
 
 T1, T2 = "2026-11-22T10:00:00.000Z", "2026-11-22T10:01:00.000Z"
 EXPECTED = {("KF-1", when(T1)), ("KF-1", when(T2)), ("KF-2", when(T1))}

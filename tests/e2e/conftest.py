@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from streams.broker import free_port
-from streams.demo import play_demo
+from streams.demo.scenario import play_demo
+from streams.kafka.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.demo import SODERTALJE_HOME
-from streams.kafka_io import make_producer, produce_json
+import pytest
+
+from streams.demo.scenario import SODERTALJE_HOME
+from streams.kafka.blocking import make_producer, produce_json
 from tests.e2e.conftest import (
     DISPATCHER,
     PATROL_2140,
@@ -19,6 +21,8 @@ from tests.e2e.conftest import (
     login,
     wait_until,
 )
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 SCREENSHOT = ROOT / "docs" / "console.png"
 

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alerts.console.app import drop_streams, make_app
-from alerts.console.store import Store
+from streams.console.app import drop_streams, make_app
+from streams.console.store import Store
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.streams.consolekit import DISPATCHER, TOKENS, Recorder, alert, filled_store
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 class Console:

@@ -12,8 +12,10 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, ts
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 BOGUS = 8
 

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
 from streams.cli import main
-from streams.kafka_io import follow
-from streams.topics import ensure_topics
+from streams.kafka.blocking import follow
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.topics import ensure_topics
 from tests.unit.catalogue import INVALID, Invalid, circle
 from tests.unit.catalogue import ban as contract_ban
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from alerts.engine import Incoming, dead_letter
 from geofence.decoding import Reason, Rejected
-from streams.kafka_io import encode_json
+from streams.kafka.blocking import encode_json
 
 #: faust's `producer_max_request_size` default; aiokafka checks key + value against it.
 MAX_MESSAGE = 1_000_000

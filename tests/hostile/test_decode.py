@@ -19,7 +19,7 @@ from alerts.engine import Incoming
 from alerts.model import DEAD_LETTERS
 from alerts.replay import replay
 from geofence.decoding import Reason, Rejected, decode
-from streams.replay_files import read_bans, read_events
+from streams.cli.replay_files import read_bans, read_events
 from tests.hostile.corpus import CATEGORIES, POLICY, Hostile, make, pairs
 from tests.unit.catalogue import NOW
 

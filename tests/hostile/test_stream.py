@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from geofence.decoding import ACKS, BANS, INCIDENTS, POSITIONS, Reason
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.chaos.harness import (
     Workload,
     all_opened,
@@ -32,7 +32,7 @@ from tests.chaos.harness import (
 from tests.hostile.corpus import CATEGORIES, Hostile, make, pairs, rfc3339
 from tests.streams.workers import Feed, WorkerProc
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 N = 10_000
 FLOOD = 1_500  # of the N: from one key on positions and one on incidents

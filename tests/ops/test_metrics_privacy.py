@@ -24,7 +24,8 @@ from alerts.engine import Engine, Incoming
 from config.policy import load_policy
 from geofence.decoding import BANS, decode
 from geofence.records import ContactBan
-from streams.metrics import (
+from streams.cli.replay_files import read_bans, read_events
+from streams.metrics.prometheus import (
     ALERT_KINDS,
     OUTCOMES,
     PRIORITIES,
@@ -34,7 +35,6 @@ from streams.metrics import (
     TOPICS,
     Metrics,
 )
-from streams.replay_files import read_bans, read_events
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 NAMES = sorted(p.parent.name for p in SCENARIOS.glob("*/events.jsonl"))

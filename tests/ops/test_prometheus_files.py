@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metrics import Metrics
+from streams.metrics.prometheus import Metrics
 from tests.ops.conftest import DEPLOY, ROOT
 
 PROM = DEPLOY / "prometheus"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.ops.conftest import tool
 from tests.streams.workers import Feed, WorkerProc, ban, fix, patrol, ts
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LAT, LON = 59.1950, 17.6280  # a home in Södertälje
 INSIDE = (LAT + 0.001, LON + 0.001)

@@ -860,7 +860,7 @@ def _replay(bans: list[Json], events: list[Json], until: str | None) -> list[Jso
     sys.path.insert(0, str(HERE.parents[1]))
     from alerts.replay import replay
     from config.policy import load_policy
-    from streams.replay_files import read_bans, read_events
+    from streams.cli.replay_files import read_bans, read_events
 
     policy = load_policy()
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from alerts.console.app import make_app
-from alerts.console.auth import Limiter
-from alerts.console.store import Store
 from config.settings import Principal
+from streams.console.app import make_app
+from streams.console.auth import Limiter
+from streams.console.store import Store
 from tests.unit.catalogue import ban, rect
 
 DISPATCHER = "dispatcher-token-0123456789"

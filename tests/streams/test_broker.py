@@ -17,8 +17,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 import streams
-from streams.broker import BrokerStartError, EmbeddedBroker, free_port, listener_port_ranges
-from streams.kafka_io import (
+from config.topics import PARTITIONS, TopicNames
+from streams.kafka.blocking import (
     Followed,
     encode_json,
     follow,
@@ -26,7 +26,10 @@ from streams.kafka_io import (
     make_producer,
     produce_json,
 )
-from streams.topics import PARTITIONS, SPECS, TopicNames, ensure_topics
+from streams.kafka.broker import BrokerStartError, EmbeddedBroker, free_port, listener_port_ranges
+from streams.kafka.topics import SPECS, ensure_topics
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 class Collector(threading.Thread):
@@ -235,7 +238,7 @@ def test_the_broker_dies_with_a_killed_parent(tmp_path: Path) -> None:
 _PARENT = """
 import sys, time
 from pathlib import Path
-from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.broker import EmbeddedBroker, free_port
 broker = EmbeddedBroker(free_port(), log_path=Path(sys.argv[1])).start()
 print(broker.pid, flush=True)
 time.sleep(60)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
-from streams.topics import ensure_topics
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.topics import ensure_topics
 from tests.streams.workers import ROOT, ban, fix, ts
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def banwatch(

@@ -385,7 +385,7 @@ def test_failed_logins_and_bearer_tokens_are_rate_limited() -> None:
 
 
 def test_the_window_passes() -> None:
-    from alerts.console.auth import Limiter
+    from streams.console.auth import Limiter
 
     t = [0.0]
     limiter = Limiter(per_client=2, overall=3, window_s=60, clock=lambda: t[0])
@@ -438,7 +438,7 @@ def test_logs_carry_no_token_note_or_coordinates(caplog: pytest.LogCaptureFixtur
 
 
 def test_the_store_keeps_the_highest_seq_and_tells_what_a_client_missed() -> None:
-    from alerts.console.store import Store
+    from streams.console.store import Store
 
     s = Store("x")
     assert s.apply_alert(alert("a", seq=2)) is True
@@ -466,8 +466,8 @@ def test_the_store_keeps_the_highest_seq_and_tells_what_a_client_missed() -> Non
 
 
 def test_tokens_are_found_only_when_equal() -> None:
-    from alerts.console.auth import Tokens
     from config.settings import Principal
+    from streams.console.auth import Tokens
 
     p = Principal(user="u", role="viewer")
     tokens = Tokens({"a" * 32: p, "b" * 32: Principal(user="v", role="dispatcher")})

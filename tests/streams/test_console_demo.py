@@ -10,7 +10,7 @@ from typing import Any
 from alerts.engine import Incoming
 from alerts.replay import replay
 from config.policy import load_policy
-from streams.demo import SCRIPT_S, script, stamp
+from streams.demo.scenario import SCRIPT_S, script, stamp
 
 T0 = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
 

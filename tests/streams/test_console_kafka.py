@@ -10,13 +10,15 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
-from alerts.console.store import Store
 from config.settings import load_settings
-from streams.broker import EmbeddedBroker
-from streams.console_service import ConsoleFeed, serve_console
-from streams.kafka_io import follow, make_producer, produce_json
-from streams.topics import TopicNames, ensure_topics
+from config.topics import TopicNames
+from streams.console.service import ConsoleFeed, serve_console
+from streams.console.store import Store
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.topics import ensure_topics
 from tests.streams.consolekit import (
     BAN,
     DISPATCHER,
@@ -27,6 +29,8 @@ from tests.streams.consolekit import (
     read_event,
     task,
 )
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def _read(bootstrap: str, topic: str, want: int, timeout_s: float = 10.0) -> list[tuple[str, Any]]:

@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.workers import ROOT, WorkerProc, fix, ts
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
 TOKEN = "log-test-dispatcher-TOKEN-5b1e9c"
 WRONG_TOKEN = "log-test-WRONG-token-77aa31c0"

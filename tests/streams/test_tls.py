@@ -26,12 +26,12 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from config.settings import load_settings
-from streams.broker import EmbeddedBroker, free_port
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.streams.certs import Pki, make_pki
 from tests.streams.workers import ROOT, WorkerProc, ban, fix, ts
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 
 USER, PASSWORD = "banwatch", "correct horse battery staple"
 

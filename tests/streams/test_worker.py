@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, patrol, ts
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LAT, LON = 59.1950, 17.6280  # a home in Södertälje
 INSIDE = (LAT + 0.001, LON + 0.001)  # the middle of the home zone

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, ts
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
 LAT, LON = 59.30, 18.05  # Södermalm-ish
 

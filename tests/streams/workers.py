@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.kafka_io import follow, make_producer, produce_json
+from streams.kafka.blocking import follow, make_producer, produce_json
 
 ROOT = Path(__file__).resolve().parents[2]
 Json = dict[str, Any]

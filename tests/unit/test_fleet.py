@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,7 @@ def fleets(draw: st.DrawFn) -> tuple[Fleet, dict[str, PatrolPosition]]:
     return fleet, units
 
 
+@pytest.mark.slow  # > 2 s
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     fleets(),

@@ -3,6 +3,7 @@ the same algorithm (Karney 2013), which the rest of the tests use as ground trut
 
 from __future__ import annotations
 
+import pytest
 from geographiclib.geodesic import Geodesic
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ def test_geodesic_matches_geographiclib_everywhere(
     assert abs(got - want) <= 1e-6, (got, want)
 
 
+@pytest.mark.slow  # > 2 s
 @settings(max_examples=2000, deadline=None)
 @given(
     st.floats(min_value=55.0, max_value=69.5),

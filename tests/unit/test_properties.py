@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -429,6 +430,7 @@ def _fixed_log() -> tuple[Json, list[Incoming]]:
     return the_ban, events
 
 
+@pytest.mark.slow  # > 2 s
 def test_replay_is_deterministic_across_processes() -> None:
     """Byte for byte, also under different string-hash seeds (set and dict order)."""
     root = Path(__file__).resolve().parents[2]

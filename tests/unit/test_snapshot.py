@@ -45,7 +45,7 @@ from alerts.tasks import KnockTracker
 from config.policy import load_policy
 from geofence.decoding import BANS
 from geofence.evaluation import Confidence, Episode
-from streams.replay_files import read_bans, read_events
+from streams.cli.replay_files import read_bans, read_events
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 NAMES = sorted(p.parent.name for p in SCENARIOS.glob("*/expected.jsonl"))

@@ -1,0 +1,7 @@
+"""`python3 -m streams.cli`: the `banwatch` command."""
+
+import sys
+
+from streams.cli.main import main
+
+sys.exit(main())

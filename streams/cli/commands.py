@@ -1,0 +1,139 @@
+"""Producer-side commands: `banwatch bans import` and `banwatch tail` (kafka-python, blocking)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from config.policy import load_policy
+from config.settings import Settings
+from config.topics import TopicNames
+from streams.cli.replay_files import read_bans
+from streams.kafka.blocking import follow, make_producer, produce_json
+
+
+def bootstrap_of(settings: Settings) -> str:
+    """The configured broker, else the embedded one that `banwatch up` runs on this machine."""
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}"
+
+
+def import_bans(settings: Settings, path: str, by: str) -> int:
+    """Validate every ban in `path` first (any error: exit 2 naming line and field, nothing
+    published), then publish them all keyed by ban id, with one `audit` record each."""
+    policy = load_policy(settings.policy_file)
+    now = datetime.now(UTC)
+    raws = read_bans(path, policy, now)  # raises InputFileError before anything is sent
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    bootstrap = bootstrap_of(settings)
+    producer = make_producer(bootstrap, **settings.kafka_security())
+    try:
+        for raw in raws:
+            ban = json.loads(raw)
+            produce_json(producer, names.contact_bans, ban["ban_id"], ban)
+            produce_json(
+                producer,
+                names.audit,
+                f"ban:{ban['ban_id']}",
+                {
+                    "ts": now.isoformat().replace("+00:00", "Z"),
+                    "actor": by,
+                    "role": "registry",
+                    "action": "import",
+                    "object": f"ban:{ban['ban_id']}",
+                    "reason": f"bans import of version {ban['version']}",
+                },
+            )
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=5)
+    print(f"imported {len(raws)} bans to {names.contact_bans} on {bootstrap}")
+    return 0
+
+
+def _alert_line(a: dict[str, Any]) -> str:
+    where = f"zone {a['zone_id']}" if a.get("zone_id") else ""
+    if a.get("protected_person"):
+        where = f"near {a['protected_person']}"
+    dist = "" if a.get("distance_m") is None else f"{a['distance_m']:.0f} m"
+    units = ",".join(u["unit_id"] for u in a.get("recommended_units") or [])
+    parts = [
+        a.get("updated_at") or a.get("opened_at") or "",
+        f"P{a.get('priority')}",
+        f"{a.get('kind', ''):<18}",
+        f"{a.get('state', ''):<12}",
+        a.get("ban_id") or "-",
+        a.get("restrained_person") or "-",
+        where,
+        a.get("confidence") or "",
+        dist,
+        f"units {units}" if units else "",
+        f"[{str(a.get('alert_id', ''))[:12]} rev {a.get('seq')}]",
+    ]
+    return "  ".join(p for p in parts if p)
+
+
+def _task_line(t: dict[str, Any]) -> str:
+    who = t.get("unit_id") or f"role {t.get('role')}"
+    parts = [
+        t.get("created_at") or "",
+        f"P{t.get('priority')}",
+        f"{t.get('kind', ''):<17}",
+        who,
+        t.get("ban_id") or "-",
+        f"due {t.get('due_by')}",
+        t.get("instructions") or "",
+        f"[{str(t.get('task_id', ''))[:12]}]",
+    ]
+    return "  ".join(p for p in parts if p)
+
+
+def _audit_tail(settings: Settings, names: TopicNames, which: str) -> None:
+    """Reading alerts or tasks from the command line is a consultation: audit it first."""
+    producer = make_producer(bootstrap_of(settings), **settings.kafka_security())
+    try:
+        produce_json(
+            producer,
+            names.audit,
+            f"topic:{which}",
+            {
+                "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "actor": getpass.getuser(),
+                "role": "cli",
+                "action": "consult",
+                "object": f"topic:{which}",
+                "reason": "banwatch tail",
+            },
+        ).get(timeout=30)
+    finally:
+        producer.close(timeout=5)
+
+
+def tail(settings: Settings, which: str, unit: str | None, as_json: bool, beginning: bool) -> int:
+    """Follow `alerts` or `patrol-tasks` until Ctrl-C; `--unit` keeps one unit's records."""
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    topic = names.alerts if which == "alerts" else names.patrol_tasks
+    out = sys.stdout
+    _audit_tail(settings, names, which)
+    for rec in follow(bootstrap_of(settings), topic, beginning, **settings.kafka_security()):
+        if rec.value is None:
+            continue
+        try:
+            value = json.loads(rec.value)
+        except ValueError:
+            continue
+        if unit is not None:
+            if which == "tasks" and value.get("unit_id") != unit:
+                continue
+            if which == "alerts" and unit not in {
+                u.get("unit_id") for u in value.get("recommended_units") or []
+            }:
+                continue
+        if as_json:
+            out.write(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
+        else:
+            out.write((_alert_line(value) if which == "alerts" else _task_line(value)) + "\n")
+        out.flush()
+    return 0

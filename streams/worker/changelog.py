@@ -1,0 +1,132 @@
+"""The worker's state in its changelog topic: what is written at a commit, what is adopted
+after a rebalance, and the key format.
+
+Keys (JSON strings) and values (`{"p": partition, "d": data}`), partitioned like `positions`:
+
+    ban:<ban id>            a `BanState` (alerts/snapshot.py), in its restrained person's partition
+    knock:<person>          the person's count of approach alerts
+    unmatched:<alert id>    the alert of an incident matched to no ban, in the incident's scope
+    offset:<f|r>:<p>        the last offset of `positions` (f) or `routed` (r) partition p
+                            whose changes the state above contains
+
+A marker tells the next owner to skip records it has already applied (at-least-once delivery
+made idempotent); it must never be durable before the outputs of those records are
+(streams/worker/checkpoint.py keeps that order).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from alerts.engine import Engine, incident_scope
+from alerts.snapshot import (
+    dump_alert,
+    dump_ban_state,
+    dump_knock,
+    load_alert,
+    load_ban_state,
+    load_knock,
+)
+from streams.worker.routing import partition_for
+
+log = logging.getLogger("banwatch.worker")
+
+#: write(key, value, partition): one encoded state record for the state outbox
+Write = Callable[[bytes, bytes, int], None]
+
+
+def encode(key: str, partition: int, data: Any) -> tuple[bytes, bytes]:
+    """A state record as written: orjson (the state is our own JSON, no NaN can reach it since
+    inputs with NaN are rejected, and it is most of what the worker writes)."""
+    return orjson.dumps(key), orjson.dumps({"p": partition, "d": data})
+
+
+def mark(source: str, partition: int) -> str:
+    """The marker name of a hot partition: `f:<p>` for `positions`, `r:<p>` for `routed`."""
+    return f"{source}:{partition}"
+
+
+class ChangelogState:
+    """The offsets applied per hot partition, and what of the state was last written."""
+
+    def __init__(self) -> None:
+        self.applied: dict[str, int] = {}  # "f:partition" / "r:partition" -> last applied offset
+        self._knock_written: dict[str, Any] = {}  # person -> last knock state written
+        self._marks_written: dict[str, int] = {}  # marker -> offset in the changelog
+
+    def persist(self, engine: Engine, write: Write) -> None:
+        """Write what the engine touched, and the offsets applied, each key to its partition
+        (at commit time: a ban touched by many fixes is written once)."""
+        e = engine
+
+        def put(key: str, partition: int, data: Any) -> None:
+            k, v = encode(key, partition, data)
+            write(k, v, partition)
+
+        for ban_id in sorted(e.touched):
+            st = e.states.get(ban_id)
+            held = e.registry.get(ban_id)
+            if st is None:
+                continue
+            person = held.record.restrained_person if held is not None else None
+            if person is None:
+                person = next(
+                    (a.restrained_person for a in st.alerts.values() if a.restrained_person),
+                    None,
+                )
+            if person is None:
+                continue
+            p = partition_for(person)
+            put(f"ban:{ban_id}", p, dump_ban_state(st))
+            knock = dump_knock(e.knock, person)
+            if self._knock_written.get(person) != knock:  # changes only with approach alerts
+                self._knock_written[person] = knock
+                put(f"knock:{person}", p, knock)
+        for aid in sorted(e.touched_unmatched):
+            a = e.unmatched.get(aid)
+            if a is not None and a.incident_id is not None:
+                p = partition_for(incident_scope(a.incident_id))
+                put(f"unmatched:{aid}", p, dump_alert(a))
+        e.touched.clear()
+        e.touched_unmatched.clear()
+        for name, offset in self.applied.items():
+            if self._marks_written.get(name) != offset:
+                self._marks_written[name] = offset
+                put(f"offset:{name}", int(name.split(":")[1]), offset)
+
+    def forget(self) -> None:
+        """Nothing is ours until an assignment says so (after a revocation)."""
+        self.applied.clear()
+
+    def adopt(self, engine: Engine, partitions: set[int], data: dict[str, Any]) -> int:
+        """After an assignment: take over the state of `partitions`, as read back from the
+        changelog (key -> latest value); returns how many ban states were adopted."""
+        e = engine
+        e.reset_routed()
+        self.applied.clear()
+        self._knock_written.clear()
+        self._marks_written.clear()
+        bans = 0
+        for key, value in data.items():
+            if not isinstance(value, dict) or value.get("p") not in partitions:
+                continue
+            kind, _, ident = str(key).partition(":")
+            d = value["d"]
+            if kind == "ban":
+                e.adopt(load_ban_state(d))
+                bans += 1
+            elif kind == "knock":
+                load_knock(e.knock, ident, d)
+                self._knock_written[ident] = d
+            elif kind == "unmatched":
+                e.adopt_unmatched(load_alert(d))
+            elif kind == "offset":
+                self.applied[ident] = self._marks_written[ident] = int(d)
+        e.touched.clear()
+        e.touched_unmatched.clear()
+        log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)
+        return bans

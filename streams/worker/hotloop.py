@@ -1,0 +1,303 @@
+"""The hot loop: `positions` and `routed` read in batches, decided, and committed.
+
+Faust hands every record to an agent through its own machinery, too slow for the two topics
+that carry almost all the traffic (docs/bench.md); they are read here by a plain group consumer
+in batches, and everything a batch produces leaves through one outbox (streams/worker/outbox.py).
+The loop also runs the engine's timers, commits every `COMMIT_S` (streams/worker/checkpoint.py),
+and keeps the state right across rebalances: before partitions go, a last commit; when they
+come, the state of exactly those partitions is adopted from the changelog.
+
+Nothing here creates a Kafka client: the consumer, the outboxes and the changelog reader are
+handed in, so tests drive the loop in process (streams/worker/memory.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from alerts.engine import Engine, Incoming, Outcome
+from config.policy import Policy
+from geofence.decoding import POSITIONS, Reason
+from geofence.records import LocationFix
+from streams.worker.changelog import ChangelogState, mark
+from streams.worker.checkpoint import Box, Checkpoint, Committer
+from streams.worker.observer import Observer
+from streams.worker.outbox import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
+from streams.worker.publish import Publisher, utc_now
+from streams.worker.routing import record_key, route_fix, unwrap
+
+log = logging.getLogger("banwatch.worker")
+
+TICK_S = 1.0
+
+#: read_state(partitions) -> key -> latest value of the state changelog on those partitions
+ReadState = Callable[[set[int]], Awaitable[dict[str, Any]]]
+
+
+class Consumer(Committer, Protocol):
+    """What the loop needs of the group consumer (aiokafka's `AIOKafkaConsumer`)."""
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Any]]: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+
+class HotLoop:
+    """Decides the hot topics' records against the engine, for the partitions assigned."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Policy,
+        names: Mapping[str, str],
+        routed_name: str,
+        state_name: str,
+        observer: Observer,
+        read_state: ReadState,
+        wait_for_bans: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.names = names
+        self.positions_name = names[POSITIONS]
+        self.routed_name = routed_name
+        self.state_name = state_name
+        self.observer = observer
+        self.read_state = read_state
+        self.wait_for_bans = wait_for_bans
+        self.changelog = ChangelogState()
+        self.done: dict[TopicPartition, int] = {}  # hot partition -> next offset to process
+        self.consumer: Consumer | None = None
+        self.outbox: Box | None = None
+        self.state_box: Box | None = None
+        self.lock = asyncio.Lock()
+        self.generation = 0  # bumped at every revocation and assignment of hot partitions
+        self._committing: asyncio.Task[None] | None = None
+        # an error in a rebalance hook (aiokafka would only log it): the loop raises it
+        self.fatal: BaseException | None = None
+        self.tally: Counter[tuple[str, Outcome, Reason | None]] = Counter()
+        self.assigned = asyncio.Event()
+        self.publisher = Publisher(self._put, names, routed_name, policy, observer, self._count)
+
+    # ------------------------------------------------------------ the loop
+    async def run(
+        self, consumer: Consumer, outbox: Box, state_box: Box, stop: asyncio.Event
+    ) -> None:
+        """Read, decide and commit until `stop`; a last commit before returning."""
+        self.consumer, self.outbox, self.state_box = consumer, outbox, state_box
+        try:
+            await self._loop(consumer, outbox, stop)
+        finally:
+            self.consumer = self.outbox = self.state_box = None
+
+    async def _loop(self, consumer: Consumer, outbox: Box, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + COMMIT_S
+        next_tick = loop.time() + TICK_S
+        while not stop.is_set():
+            generation = self.generation
+            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS * 5, max_records=BATCH_MAX)
+            received = time.monotonic()
+            async with self.lock:
+                if self.fatal is not None:  # never decide on state a failed hook left behind
+                    raise self.fatal
+                if batches and generation != self.generation:
+                    # fetched across a rebalance: not decided against the state adopted since.
+                    # A partition still ours is read again from here; the new owner of one
+                    # that is not reads it from the last commit
+                    assigned = consumer.assignment()
+                    for tp, rs in batches.items():
+                        if tp in assigned:
+                            consumer.seek(tp, rs[0].offset)
+                elif batches:
+                    await self.wait_for_bans()
+                    records = [r for rs in batches.values() for r in rs]
+                    self.process(records, received)
+                    for tp, rs in batches.items():
+                        self.done[tp] = rs[-1].offset + 1
+                now = loop.time()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    if self.assigned.is_set():
+                        for output in self.engine.tick(utc_now()):
+                            self.publisher.send(output)
+                await outbox.ship()
+                committing = self._committing
+                if committing is not None and committing.done():
+                    self._committing = None
+                    committing.result()  # a failed send or commit stops the worker
+                if now >= next_commit and self._committing is None:
+                    next_commit = now + COMMIT_S
+                    checkpoint = await self._begin_commit(consumer)
+                    self._committing = asyncio.create_task(checkpoint.finish(consumer))
+        async with self.lock:
+            if self.fatal is None:
+                await self.commit_now(consumer)
+
+    # ------------------------------------------------------------ commits
+    def _checkpoint(self) -> Checkpoint:
+        assert self.outbox is not None and self.state_box is not None
+        return Checkpoint(
+            self.engine,
+            self.changelog,
+            self.outbox,
+            self.state_box,
+            self.state_name,
+            lambda: self.generation,
+        )
+
+    async def _begin_commit(self, consumer: Consumer) -> Checkpoint:
+        checkpoint = self._checkpoint()
+        await checkpoint.begin(consumer, self.done)
+        return checkpoint
+
+    async def commit_now(self, consumer: Consumer) -> None:
+        """Commit at once, after the commit in flight (before a rebalance, at shutdown).
+        Called under the lock."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+        if self.outbox is not None:
+            await self._checkpoint().commit(consumer, self.done)
+
+    # ----------------------------------------------------------- rebalance
+    async def on_revoked(self) -> None:
+        async with self.lock:
+            self.generation += 1
+            try:
+                if self.consumer is not None and self.fatal is None:
+                    await self.commit_now(self.consumer)
+            finally:
+                self.engine.reset_routed()  # nothing is ours until an assignment says so
+                self.changelog.forget()
+                self.done.clear()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self.lock:
+            self.generation += 1
+            by_topic: dict[str, set[int]] = {}
+            for tp in assigned:
+                by_topic.setdefault(tp.topic, set()).add(tp.partition)
+            parts = by_topic.get(self.positions_name, set())
+            if by_topic.get(self.routed_name, set()) != parts:  # the range assignor's promise
+                log.error("positions and routed assigned unlike: %s", sorted(by_topic.items()))
+            parts |= by_topic.get(self.routed_name, set())
+            data = await self.read_state(parts)
+            self.changelog.adopt(self.engine, parts, data)
+            del data
+            self.observer.on_adopted(self.engine)
+            # The registry, the zone index and the adopted states are long-lived: hundreds of
+            # thousands of objects that every full collection would walk again (a pause in
+            # the middle of the stream). Collect once now and move them out of the
+            # collector's sight; what they leave behind later is freed by reference
+            # counting, and the next assignment collects it.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self.assigned.set()
+
+    # ------------------------------------------------------------ deciding
+    def process(self, records: list[Any], received: float) -> None:
+        """Decide a fetched batch; if it fails as a whole, record by record (a record that
+        still fails becomes an `internal` dead letter)."""
+        try:
+            self._process_batch(records, received)
+        except Exception as exc:
+            log.error("batch failed (%s); processing records one by one", type(exc).__name__)
+            for r in records:
+                try:
+                    self._process_batch([r], received)
+                except Exception as exc1:
+                    log.error("record failed: %s", type(exc1).__name__)
+                    self.publisher.internal_error(r)
+
+    def _process_batch(self, records: list[Any], received: float) -> None:
+        now = utc_now()
+        self.tally.clear()  # (what a failed attempt counted: its records are decided again)
+        applied = self.changelog.applied
+        batch: list[Incoming] = []
+        marks: dict[str, int] = {}
+        for m in records:
+            src = "r" if m.topic == self.routed_name else "f"
+            name = mark(src, m.partition)
+            if m.offset <= applied.get(name, -1):
+                continue  # applied before a crash; its changes are in the changelog already
+            marks[name] = max(marks.get(name, -1), m.offset)
+            key = record_key(m.key)
+            if src == "r":
+                batch.append(unwrap(key, m.value))
+            else:
+                batch.extend(
+                    self._route_fix(Incoming(POSITIONS, key, m.value, m.partition, m.offset), now)
+                )
+        results = self.engine.handle_batch(batch, now) if batch else []
+        tally = self.tally
+        for msg, res in zip(batch, results, strict=True):
+            tally[(msg.topic, res.outcome, res.reason)] += 1
+            for output in res.outputs:
+                self.publisher.send(output)
+        applied.update(marks)
+        for (topic, outcome, reason), n in tally.items():
+            self.observer.on_record(topic, outcome, reason, n)
+        tally.clear()
+        took = time.monotonic() - received  # from the fetch to the outputs queued
+        routed = sum(1 for m in records if m.topic == self.routed_name)
+        if routed:
+            self.observer.on_processed("routed", took, routed)
+        if len(records) > routed:
+            self.observer.on_processed(POSITIONS, took, len(records) - routed)
+
+    def _route_fix(self, msg: Incoming, now: Any) -> list[Incoming]:
+        """Decide a restrained person's fix here; re-key a protected person's fix to each of
+        the restrained persons of their bans. Invalid fixes become dead letters here."""
+        d = self.publisher.decide_or_reject(msg, now, self.policy.max_ban_record_bytes)
+        if d is None:
+            return []
+        assert isinstance(d, LocationFix)
+        local, targets = route_fix(self.engine.registry, d, msg)
+        for target in targets:
+            self.publisher.forward(target, msg)
+        if local is None:
+            self.tally[(POSITIONS, Outcome.accepted, None)] += 1
+            return []
+        return [local]
+
+    # ------------------------------------------------------------ outputs
+    def _put(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+        assert self.outbox is not None, "the hot loop publishes only while it runs"
+        self.outbox.add(topic, key, value, partition)
+
+    def _count(self, topic: str, outcome: Outcome, reason: Reason | None) -> None:
+        self.tally[(topic, outcome, reason)] += 1
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The hot loop's rebalance hooks: commit before partitions go, adopt when they come. A
+    hook that fails stops the worker (aiokafka would log the error and go on)."""
+
+    def __init__(self, hot: HotLoop) -> None:
+        self.hot = hot
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self.hot.on_revoked()
+        except Exception as exc:
+            log.error("commit before a rebalance failed: %s", type(exc).__name__)
+            self.hot.fatal = self.hot.fatal or exc
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self.hot.on_assigned(set(assigned))
+        except Exception as exc:  # deciding on a half-adopted state would overwrite it
+            log.error("state recovery failed: %s", type(exc).__name__)
+            self.hot.fatal = self.hot.fatal or exc
