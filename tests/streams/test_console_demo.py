@@ -50,13 +50,16 @@ def test_the_demo_shows_approach_breach_tasks_and_escalation_within_a_minute() -
     alerts, tasks, dead = run_demo()
     assert dead == []  # every record of the script is valid
     approach = first(alerts, kind="approach", ban_id="KF-2026-0042")
-    assert _seconds(approach["opened_at"]) < 15
+    # contract v2 rule 4: closing in is judged on runs of fixes, so the warning comes a few
+    # fixes into the drive, still well before the breach it warns of
+    assert _seconds(approach["opened_at"]) < 25
     tamper = first(alerts, kind="tamper", state="escalated")
     assert _seconds(tamper["updated_at"]) < 30
     tip = first(alerts, kind="tip")
     assert tip["priority"] == 3
     breach = first(alerts, kind="zone_breach", priority=1)
     assert _seconds(breach["updated_at"]) < 50
+    assert _seconds(approach["opened_at"]) < _seconds(breach["opened_at"])
     prox = first(alerts, kind="proximity_breach", priority=1)
     assert _seconds(prox["updated_at"]) < 50
     assert "protected_position" in prox

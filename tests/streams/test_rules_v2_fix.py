@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pyproj import Geod
 
-from streams.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, patrol, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.worker import partition_for
+from streams.kafka.broker import EmbeddedBroker
+from streams.worker.routing import partition_for
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, patrol, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]

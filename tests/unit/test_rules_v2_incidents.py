@@ -458,7 +458,7 @@ def test_any_sub_log_replays_the_same_with_any_now_after_it(name: str, data: st.
     alerts, lone fixes, bans changing under way), replayed with `now` anywhere after its newest
     record plus the skew, or with the wall clock, gives the same outputs."""
     from alerts.replay import replay
-    from streams.replay_files import read_bans, read_events
+    from streams.cli.replay_files import read_bans, read_events
 
     d = SCENARIOS / name
     args = json.loads((d / "args.json").read_text("utf-8"))
