@@ -14,6 +14,17 @@ in docs/report.md.
 from __future__ import annotations
 
 from alerts.report.cells import MIN_PERSONS, Cell, percentile, publish
-from alerts.report.figures import SCHEMA_VERSION, Period, compute
+from alerts.report.figures import SCHEMA_VERSION, Period, compute, figures
+from alerts.report.ledger import Ledger
 
-__all__ = ["MIN_PERSONS", "SCHEMA_VERSION", "Cell", "Period", "compute", "percentile", "publish"]
+__all__ = [
+    "MIN_PERSONS",
+    "SCHEMA_VERSION",
+    "Cell",
+    "Ledger",
+    "Period",
+    "compute",
+    "figures",
+    "percentile",
+    "publish",
+]

@@ -244,10 +244,19 @@ def _alerts(ledger: Ledger, period: Period) -> dict[str, Any]:
     seen_kinds = [k for k in ALERT_KINDS if k in kinds] + sorted(set(kinds) - set(ALERT_KINDS))
     per_day = []
     for d in period.days():
-        row: dict[str, Any] = {"day": d.isoformat()}
+        day = d.isoformat()
+        by_kind: dict[str, Any] = {}
         for k in seen_kinds:
-            row[k] = {str(p): count(day_cells.get((d.isoformat(), k, p), [])) for p in (1, 2, 3)}
-        per_day.append(row)
+            cells = {p: day_cells.get((day, k, p), []) for p in (1, 2, 3)}
+            by_kind[k] = {
+                "all": count([a for xs in cells.values() for a in xs]),
+                **{str(p): count(xs) for p, xs in cells.items()},
+            }
+        by_priority = {
+            str(p): count([a for k in seen_kinds for a in day_cells.get((day, k, p), [])])
+            for p in (1, 2, 3)
+        }
+        per_day.append({"day": day, "by_kind": by_kind, "by_priority": by_priority})
     false_alarms = {}
     for k in seen_kinds:
         xs = kinds[k]
@@ -486,7 +495,7 @@ def _implausible_from_positions(ledger: Ledger, period: Period, policy: Policy) 
     """Rule 3 recomputed from the input positions: a fix whose speed from the same device's
     previous fix, after subtracting both accuracies, exceeds `max_speed_mps`."""
     by_device: dict[str, list[tuple[datetime, str, float, float, float]]] = defaultdict(list)
-    for device, person, ts, lat, lon, acc in ledger.positions:
+    for (device, ts), (person, lat, lon, acc) in ledger.positions.items():
         by_device[device].append((ts, person, lat, lon, acc))
     count = 0
     persons: set[str] = set()
@@ -505,7 +514,7 @@ def _implausible_from_positions(ledger: Ledger, period: Period, policy: Policy) 
 
 def _data_quality(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
     reasons: dict[str, list[str]] = defaultdict(list)
-    for d in ledger.dead_letters:
+    for d in ledger.dead_letters.values():
         if d.ts is not None and d.ts in period:
             reasons[d.reason].append(d.subject)
     flagged: set[tuple[str, str]] = set()

@@ -225,8 +225,11 @@ class Ledger:
 
     alerts: dict[str, AlertLog] = field(default_factory=dict)
     tasks: dict[str, TaskLog] = field(default_factory=dict)
-    dead_letters: list[DeadLetterLog] = field(default_factory=list)
-    positions: list[tuple[str, str, datetime, float, float, float]] = field(default_factory=list)
+    # keyed by what makes a record itself, so that one stored twice counts once
+    dead_letters: dict[tuple[Any, ...], DeadLetterLog] = field(default_factory=dict)
+    positions: dict[tuple[str, datetime], tuple[str, float, float, float]] = field(
+        default_factory=dict
+    )
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     records: int = 0
@@ -269,7 +272,11 @@ class Ledger:
         elif topic == "dead-letters":
             ts = parse_time(value.get("ts"))
             who = key if isinstance(key, str) and key else f"record:{self.records}"
-            self.dead_letters.append(DeadLetterLog(word(value.get("reason")), ts, who))
+            reason = word(value.get("reason"))
+            ident = tuple(
+                str(value.get(k)) for k in ("source_topic", "partition", "offset", "raw", "ts")
+            )
+            self.dead_letters[(key, reason, *ident)] = DeadLetterLog(reason, ts, who)
             self._saw(ts)
         elif topic == "positions":
             self._position(value)
@@ -287,5 +294,5 @@ class Ledger:
             or not isinstance(acc, int | float)
         ):
             return
-        self.positions.append((device, person, ts, float(lat), float(lon), float(acc)))
+        self.positions[(device, ts)] = (person, float(lat), float(lon), float(acc))
         self._saw(ts)
