@@ -205,14 +205,22 @@ def _response(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
 
 
 def _false_alarm(a: AlertLog, tasks: list[TaskLog]) -> tuple[bool, bool]:
-    """(a unit's task ended `false_alarm`, resolved by an operator with no unit response)."""
+    """(a unit's task ended `false_alarm`, resolved by an operator with no unit response).
+
+    Only alerts that were priority 1 are sent a unit, so only they can be "resolved without a
+    response"; a priority-2/3 alert resolved by an operator is the normal course."""
     outcome = a.response_outcome == "false_alarm" or any(
         t.outcome == "false_alarm" for t in tasks if t.kind in UNIT_TASKS
     )
     responded = a.accepted_at is not None or any(
         t.accepted_at is not None for t in tasks if t.kind in UNIT_TASKS
     )
-    unanswered = a.resolved_at is not None and not a.resolved_by_system and not responded
+    unanswered = (
+        a.top_priority == 1
+        and a.resolved_at is not None
+        and not a.resolved_by_system
+        and not responded
+    )
     return outcome, unanswered
 
 
@@ -328,7 +336,9 @@ def _funnel(ledger: Ledger, period: Period) -> dict[str, Any]:
         if not in_period:
             continue
         since = in_period[0]
-        mine = [t for t in tasks.get(person, []) if t.created_at is None or t.created_at >= since]
+        theirs = tasks.get(person, [])
+        start = _chain_start(theirs, since)
+        mine = [t for t in theirs if t.created_at is None or t.created_at >= start]
         passed, stop = _chain(mine, since)
         for s in passed:
             reached[s].add(person)
@@ -350,6 +360,22 @@ def _funnel(ledger: Ledger, period: Period) -> dict[str, Any]:
         steps.append(row)
         previous = here
     return {"steps": steps}
+
+
+#: An interview created this long after a violation still belongs to it (processing lag).
+CHAIN_LAG = timedelta(hours=1)
+
+
+def _chain_start(tasks: list[TaskLog], since: datetime) -> datetime:
+    """When the chain that a violation at `since` belongs to opened: the newest interview
+    created before it (a violation while a chain is open joins that chain; one after a closed
+    chain opens a new one, whose interview is created at the violation), else `since`."""
+    opened = [
+        t.created_at
+        for t in tasks
+        if t.kind == "interview" and t.created_at is not None and t.created_at <= since + CHAIN_LAG
+    ]
+    return min(max(opened), since) if opened else since
 
 
 def _chain(mine: list[TaskLog], since: datetime) -> tuple[list[str], tuple[str, str] | None]:
