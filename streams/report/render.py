@@ -424,7 +424,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:2px so
  margin-top:2rem;padding-bottom:.2rem}h3{font-size:1rem;margin-top:1.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:right}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child{text-align:left;white-space:nowrap}
 thead th{background:#eee}table.kv td:first-child{min-width:22rem}
 figure{margin:.8rem 0}figure svg{width:100%;height:auto}
 figcaption{font-size:.85rem;color:#444}.note{background:#fff6d6;border-left:4px solid #e0b000;
