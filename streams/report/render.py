@@ -3,7 +3,7 @@
 Renders the published figures (plain JSON, suppressed cells already `"<5"`) and nothing else:
 no record reaches this module, so no id, position or free text can reach the page. Readable on
 a screen and printed (print CSS: no backgrounds, no section split across pages). `locale="sv"`
-writes numbers the Swedish way (1 234,5 and 73,0 %).
+writes numbers the Swedish way (1 234,5 and 73,0 %); the text stays English.
 """
 
 from __future__ import annotations
@@ -50,22 +50,6 @@ KIND_COLOURS = {
     "late_evidence": "#878787",
     "unmatched_incident": "#bababa",
 }
-
-TEXT = {
-    "en": {
-        "title": "banwatch: programme report",
-        "period": "Period",
-        "tz": "times in",
-        "generated": "Generated",
-    },
-    "sv": {
-        "title": "banwatch: programmets rapport",
-        "period": "Period",
-        "tz": "tider i",
-        "generated": "Skapad",
-    },
-}
-
 
 class Numbers:
     """Number formats for one locale (`en`: 1,234.5; `sv`: 1 234,5)."""
@@ -196,9 +180,9 @@ def _response(r: dict[str, Any], n: Numbers) -> str:
         ax.yaxis.set_major_formatter(n.axis())
         ax.set_ylabel(unit)
     ax1.axhline(float(r["ack_sla_s"]), color="#333", lw=0.8, ls="--", label="SLA")
-    ax1.set_title("time to acknowledge", fontsize=9)
-    ax2.set_title("alert to unit on scene", fontsize=9)
-    ax1.legend(frameon=False, fontsize=8)
+    ax1.set_title("time to acknowledge", fontsize=9, loc="right")
+    ax2.set_title("alert to unit on scene", fontsize=9, loc="right")
+    ax1.legend(frameon=False, fontsize=8, ncols=3, loc="lower left", bbox_to_anchor=(0, 1.08))
     return (
         "<h2>Response to priority-1 alerts</h2>"
         + _table(["", "whole period"], rows, "kv")
@@ -438,7 +422,6 @@ figcaption{font-size:.85rem;color:#444}.note{background:#fff6d6;border-left:4px 
 def render_html(published: dict[str, Any], generated_at: str, locale: str = "en") -> str:
     """The whole page from the published figures (suppression already applied)."""
     n = Numbers(locale)
-    t = TEXT.get(locale, TEXT["en"])
     p = published["period"]
     privacy = published["privacy"]
     sections: list[Callable[[], str]] = [
@@ -451,11 +434,11 @@ def render_html(published: dict[str, Any], generated_at: str, locale: str = "en"
     body = "".join(f"<section>{s()}</section>" for s in sections)
     return (
         f'<!DOCTYPE html><html lang="{html.escape(locale)}"><head><meta charset="utf-8">'
-        f"<title>{html.escape(t['title'])} {html.escape(p['from'])} – {html.escape(p['to'])}"
+        f"<title>banwatch: programme report {html.escape(p['from'])} – {html.escape(p['to'])}"
         f"</title><style>{CSS}</style></head><body>"
-        f"<h1>{html.escape(t['title'])}</h1>"
-        f'<p class="meta">{t["period"]} {html.escape(p["from"])} – {html.escape(p["to"])} '
-        f"({t['tz']} {html.escape(p['time_zone'])}). {t['generated']} "
+        "<h1>banwatch: programme report</h1>"
+        f'<p class="meta">Period {html.escape(p["from"])} – {html.escape(p["to"])} '
+        f"(local days and hours: {html.escape(p['time_zone'])}). Generated "
         f"{html.escape(generated_at)}. Schema version {published['schema_version']}.</p>"
         f'<p class="note">Aggregates only: no person, ban, alert or unit is named and no '
         f"position is shown. Every figure that stands for 1 to 4 persons is suppressed "
