@@ -574,6 +574,10 @@ def compute(
     return figures(ledger, period, policy)
 
 
+def _day(t: datetime, period: Period) -> str:
+    return period.local(t).date().isoformat()
+
+
 def figures(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -582,10 +586,10 @@ def figures(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
             "to": period.last.isoformat(),
             "time_zone": period.tz,
         },
-        "source": {
+        "source": {  # the span of the data, to the day (an exact time could single out a record)
             "records": ledger.records,
-            "first_event": None if ledger.first_seen is None else ledger.first_seen.isoformat(),
-            "last_event": None if ledger.last_seen is None else ledger.last_seen.isoformat(),
+            "first_day": None if ledger.first_seen is None else _day(ledger.first_seen, period),
+            "last_day": None if ledger.last_seen is None else _day(ledger.last_seen, period),
         },
         "response": _response(ledger, period, policy),
         "alerts": _alerts(ledger, period),

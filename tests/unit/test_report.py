@@ -51,6 +51,11 @@ def test_period_is_local_days() -> None:
     assert PERIOD.weeks() == ["2026-W45", "2026-W46"]
 
 
+def test_source_span_is_whole_days(fig: dict[str, Any]) -> None:
+    # the two span markers; 79 records in the log
+    assert fig["source"] == {"records": 79, "first_day": "2026-10-01", "last_day": "2026-12-20"}
+
+
 def test_response_whole_period(fig: dict[str, Any]) -> None:
     t = fig["response"]["total"]
     # P1 in the period: a1 a2 a3 a4 a5 a6 (a1old and a2b are outside), six persons
