@@ -32,12 +32,6 @@ class Cell:
     def of(value: float | int | None, subjects: Collection[str]) -> Cell:
         return Cell(value, len(subjects))
 
-    @staticmethod
-    def share(part: Collection[str] | int, whole: int, subjects: Collection[str]) -> Cell:
-        """`part / whole` (None when `whole` is 0), rounded to 4 decimals."""
-        n = part if isinstance(part, int) else len(part)
-        return Cell(round(n / whole, 4) if whole else None, len(subjects))
-
 
 def combine(*cells: Cell) -> int:
     """Persons of a figure derived from several cells: the smallest non-zero one (a share whose
