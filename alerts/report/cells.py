@@ -27,10 +27,28 @@ class Cell:
 
     value: float | int | None
     persons: int
+    forced: bool = False  # suppressed to protect a small cell beside it (see `protect`)
+
+    @property
+    def small(self) -> bool:
+        return self.forced or 0 < self.persons < MIN_PERSONS
 
     @staticmethod
     def of(value: float | int | None, subjects: Collection[str]) -> Cell:
         return Cell(value, len(subjects))
+
+
+def protect(group: list[Cell]) -> list[Cell]:
+    """Complementary suppression within a group of cells whose sum is published (a day's
+    priorities against the day's total, the drop-outs of a step against the two step counts):
+    when exactly one cell of the group is small, the smallest other non-empty cell is suppressed
+    as well, so that the small one cannot be recovered by subtraction."""
+    small = [c for c in group if c.small]
+    others = [c for c in group if not c.small and c.persons > 0]
+    if len(small) != 1 or not others:
+        return group
+    victim = min(others, key=lambda c: (c.value if isinstance(c.value, int | float) else 0))
+    return [Cell(c.value, c.persons, True) if c is victim else c for c in group]
 
 
 def combine(*cells: Cell) -> int:
@@ -58,7 +76,7 @@ def publish(figures: Any, min_persons: int = MIN_PERSONS) -> tuple[Any, int]:
     def walk(x: Any) -> Any:
         nonlocal suppressed
         if isinstance(x, Cell):
-            if 0 < x.persons < min_persons:
+            if x.forced or 0 < x.persons < min_persons:
                 suppressed += 1
                 return SUPPRESSED
             return x.value

@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.report.cells import Cell, combine, percentile
+from alerts.report.cells import Cell, combine, percentile, protect
 from alerts.report.ledger import UNIT_TASKS, VIOLATION_KINDS, AlertLog, Ledger, TaskLog
 from config.policy import Policy
 from geofence.geodesy import geodesic_m
@@ -93,6 +93,22 @@ class Period:
             if not out or out[-1] != label:
                 out.append(label)
         return out
+
+
+def _protect_dict(cells: dict[str, Cell]) -> dict[str, Cell]:
+    """`protect` over a dict of cells whose sum is published."""
+    return dict(zip(cells, protect(list(cells.values())), strict=True))
+
+
+def _protect_rows(rows: list[dict[str, Any]], *path: str) -> None:
+    """`protect` over the cell at `path` in each row (weeks, hours), in place."""
+    holders = []
+    for row in rows:
+        for k in path[:-1]:
+            row = row[k]
+        holders.append(row)
+    for holder, cell in zip(holders, protect([h[path[-1]] for h in holders]), strict=True):
+        holder[path[-1]] = cell
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -195,12 +211,21 @@ def _response(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
     for a in p1:
         assert a.p1_at is not None
         weekly.setdefault(period.week(a.p1_at), []).append(a)
+    weeks = [{"week": w, **_response_block(xs, by_alert, policy)} for w, xs in weekly.items()]
+    # the weeks sum to the whole period's counts
+    for path in (
+        ("p1_alerts",),
+        ("acknowledge", "within_sla"),
+        ("acknowledge", "never_acknowledged"),
+        ("escalations",),
+        ("tasks_expired",),
+        ("tasks_declined",),
+    ):
+        _protect_rows(weeks, *path)
     return {
         "ack_sla_s": policy.ack_sla_s,
         "total": _response_block(p1, by_alert, policy),
-        "weeks": [
-            {"week": w, **_response_block(xs, by_alert, policy)} for w, xs in weekly.items()
-        ],
+        "weeks": weeks,
     }
 
 
@@ -250,7 +275,7 @@ def _alerts(ledger: Ledger, period: Period) -> dict[str, Any]:
         return Cell(len(xs), len({a.who for a in xs}))
 
     seen_kinds = [k for k in ALERT_KINDS if k in kinds] + sorted(set(kinds) - set(ALERT_KINDS))
-    per_day = []
+    per_day: list[dict[str, Any]] = []
     for d in period.days():
         day = d.isoformat()
         by_kind: dict[str, Any] = {}
@@ -258,22 +283,29 @@ def _alerts(ledger: Ledger, period: Period) -> dict[str, Any]:
             cells = {p: day_cells.get((day, k, p), []) for p in (1, 2, 3)}
             by_kind[k] = {
                 "all": count([a for xs in cells.values() for a in xs]),
-                **{str(p): count(xs) for p, xs in cells.items()},
+                **_protect_dict({str(p): count(xs) for p, xs in cells.items()}),
             }
         by_priority = {
             str(p): count([a for k in seen_kinds for a in day_cells.get((day, k, p), [])])
             for p in (1, 2, 3)
         }
-        per_day.append({"day": day, "by_kind": by_kind, "by_priority": by_priority})
+        per_day.append(
+            {"day": day, "by_kind": by_kind, "by_priority": _protect_dict(by_priority)}
+        )
+    # a day's kinds sum to its total (the sum of its priorities)
+    for day_row in per_day:
+        alls = _protect_dict({k: day_row["by_kind"][k]["all"] for k in seen_kinds})
+        for k, cell in alls.items():
+            day_row["by_kind"][k]["all"] = cell
+    by_kind_total = _protect_dict({k: count(kinds[k]) for k in seen_kinds})
     false_alarms = {}
     for k in seen_kinds:
         xs = kinds[k]
         fa_outcome = [a for a in xs if _false_alarm(a, by_alert.get(a.alert_id, []))[0]]
         fa_unanswered = [a for a in xs if _false_alarm(a, by_alert.get(a.alert_id, []))[1]]
         either = {a.alert_id: a for a in fa_outcome + fa_unanswered}
-        total, union = count(xs), count(list(either.values()))
-        false_alarms[k] = {
-            "alerts": total,
+        total, union = by_kind_total[k], count(list(either.values()))
+        fa_row: dict[str, Cell] = {
             "false_alarm_outcome": count(fa_outcome),
             "resolved_without_response": count(fa_unanswered),
             "false_alarms": union,
@@ -281,19 +313,28 @@ def _alerts(ledger: Ledger, period: Period) -> dict[str, Any]:
                 round(len(either) / len(xs), 4) if xs else None, combine(total, union)
             ),
         }
+        # one of them small: the union and the share would give it away, they go too
+        if any(c.small for c in fa_row.values()):
+            for n in ("false_alarms", "share"):
+                c = fa_row[n]
+                fa_row[n] = Cell(c.value, c.persons, c.persons > 0)
+        false_alarms[k] = {"alerts": total, **fa_row}
+    by_hour = [
+        {
+            "hour": h,
+            "alerts": count(hour_cells.get(h, [])),
+            "violations": count(hour_violations.get(h, [])),
+        }
+        for h in range(24)
+    ]
+    _protect_rows(by_hour, "alerts")
+    _protect_rows(by_hour, "violations")
     return {
         "kinds": seen_kinds,
         "total": count(opened),
-        "by_kind": {k: count(kinds[k]) for k in seen_kinds},
+        "by_kind": by_kind_total,
         "per_day": per_day,
-        "by_hour": [
-            {
-                "hour": h,
-                "alerts": count(hour_cells.get(h, [])),
-                "violations": count(hour_violations.get(h, [])),
-            }
-            for h in range(24)
-        ],
+        "by_hour": by_hour,
         "false_alarms": false_alarms,
     }
 
@@ -354,9 +395,9 @@ def _funnel(ledger: Ledger, period: Period) -> dict[str, Any]:
                 round(len(here) / len(previous), 4) if previous else None,
                 combine(Cell(0, len(here)), Cell(0, len(previous))),
             )
-            row["dropped"] = {
-                outcome: Cell(len(ps), len(ps)) for outcome, ps in sorted(dropped[s].items())
-            }
+            row["dropped"] = _protect_dict(
+                {outcome: Cell(len(ps), len(ps)) for outcome, ps in sorted(dropped[s].items())}
+            )
         steps.append(row)
         previous = here
     return {"steps": steps}
@@ -490,9 +531,14 @@ def _paired(pairs: list[tuple[int, int]]) -> dict[str, Cell]:
         "persons_with_violations_before": c(len(with_before)),
         "of_them_none_after": c(stopped),
         "share_of_them_none_after": share(stopped, len(with_before)),
-        "persons_fewer_after": c(fewer),
-        "persons_same": c(same),
-        "persons_more_after": c(more),
+        # fewer + same + more = persons
+        **_protect_dict(
+            {
+                "persons_fewer_after": c(fewer),
+                "persons_same": c(same),
+                "persons_more_after": c(more),
+            }
+        ),
     }
 
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.report import Cell, Period, compute, percentile, publish
+from alerts.report.cells import protect
 from config.policy import load_policy
 from tests.report import golden
 
@@ -22,9 +23,10 @@ PERIOD = Period(date(2026, 11, 2), date(2026, 11, 15))
 
 
 def raw(x: Any) -> Any:
-    """Cells as [value, persons], recursively."""
+    """Cells as [value, persons], recursively ([value, persons, "forced"] for a cell suppressed
+    to protect another)."""
     if isinstance(x, Cell):
-        return [x.value, x.persons]
+        return [x.value, x.persons, "forced"] if x.forced else [x.value, x.persons]
     if isinstance(x, dict):
         return {k: raw(v) for k, v in x.items()}
     if isinstance(x, list):
@@ -151,16 +153,17 @@ def test_false_alarms(fig: dict[str, Any]) -> None:
     fa = fig["alerts"]["false_alarms"]
     # zone breaches: a2's unit found a false alarm; a4 was resolved by an operator with no unit
     # ever accepting; a1, a3 had a response; a6 is open. 2 of 5
+    # (one person each way: the union and the share would give them away, they are forced)
     assert fa["zone_breach"] == {
         "alerts": [5, 5],
         "false_alarm_outcome": [1, 1],
         "resolved_without_response": [1, 1],
-        "false_alarms": [2, 2],
-        "share": [0.4, 2],
+        "false_alarms": [2, 2, "forced"],
+        "share": [0.4, 2, "forced"],
     }
     # a5 was resolved by the system (ban lifted): not a false alarm
     assert fa["proximity_breach"]["false_alarms"] == [0, 0]
-    assert fa["proximity_breach"]["share"] == [0.0, 1]
+    assert fa["proximity_breach"]["share"] == [0.0, 1, "forced"]  # 1 person: small anyway
 
 
 def test_funnel(fig: dict[str, Any]) -> None:
@@ -276,6 +279,22 @@ def test_suppression_counts_persons_not_records() -> None:
         recs.append(golden.alert(f"x{i}", 1, "open", "zone_breach", 1, "confirmed", "P-1", t, t))
     published, _ = publish(compute(recs, PERIOD, load_policy()))
     assert published["alerts"]["by_kind"]["zone_breach"] == "<5"
+
+
+def test_protect_suppresses_a_second_cell_beside_a_lone_small_one() -> None:
+    """A group whose sum is published (a day's priorities, a step's drop-outs): one small cell
+    alone could be recovered by subtraction, so the smallest other one goes too."""
+    assert protect([Cell(10, 10), Cell(3, 3), Cell(20, 20)]) == [
+        Cell(10, 10, True),
+        Cell(3, 3),
+        Cell(20, 20),
+    ]
+    two = [Cell(10, 10), Cell(3, 3), Cell(2, 2)]
+    assert protect(two) == two  # two small ones: neither can be told from the other
+    alone = [Cell(3, 3), Cell(0, 0)]
+    assert protect(alone) == alone  # no other cell to take
+    out, n = publish(protect([Cell(10, 10), Cell(3, 3), Cell(20, 20)]))
+    assert (out, n) == (["<5", "<5", 20], 2)
 
 
 def test_publish_counts_each_suppressed_cell() -> None:
