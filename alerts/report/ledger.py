@@ -12,8 +12,10 @@ dropped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 #: Alert kinds that are a violation of the ban and open the outreach chain when confirmed.
@@ -57,7 +59,7 @@ def parse_time(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(text)  # Python 3.11 reads "Z" and fractions of any length
     except ValueError:
         return None
     return t if t.tzinfo is not None else None
@@ -70,8 +72,15 @@ def word(x: Any, known: frozenset[str] | None = None) -> str:
         return "unknown"
     if known is not None:
         return x if x in known else "other"
-    ok = 0 < len(x) <= 32 and all(c.islower() or c == "_" for c in x)
-    return x if ok else "other"
+    return _word(x)
+
+
+@lru_cache(maxsize=256)
+def _word(x: str) -> str:
+    return x if _WORD.fullmatch(x) else "other"
+
+
+_WORD = re.compile(r"[a-z_]{1,32}")
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
