@@ -222,8 +222,16 @@ def _response(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Any]:
         ("escalations",),
         ("tasks_expired",),
         ("tasks_declined",),
+        ("acknowledge", "n"),
+        ("unit_accepted", "n"),
+        ("on_scene", "n"),
     ):
         _protect_rows(weeks, *path)
+    for w in weeks:  # the share would give a suppressed count away
+        ack = w["acknowledge"]
+        if ack["within_sla"].forced or w["p1_alerts"].forced:
+            c = ack["share_within_sla"]
+            ack["share_within_sla"] = Cell(c.value, c.persons, c.persons > 0)
     return {
         "ack_sla_s": policy.ack_sla_s,
         "total": _response_block(p1, by_alert, policy),

@@ -297,6 +297,22 @@ def test_protect_suppresses_a_second_cell_beside_a_lone_small_one() -> None:
     assert (out, n) == (["<5", "<5", 20], 2)
 
 
+def test_a_small_week_takes_the_other_week_with_it() -> None:
+    """Six persons in W45, two in W46: the period's total (8) minus W45 would give W46 away, so
+    W45's count is suppressed too, and with it its share within the SLA."""
+    recs = _persons(6)
+    for i in range(2):
+        p, t0, t1 = f"P-T{i}", f"2026-11-10T10:0{i}:00Z", f"2026-11-10T10:0{i}:30Z"
+        for seq, state, at in ((1, "open", t0), (2, "acknowledged", t1)):
+            recs.append(golden.alert(f"t{i}", seq, state, "zone_breach", 1, "confirmed", p, t0, at))
+    out, _ = publish(compute(recs, PERIOD, load_policy()))
+    w45, w46 = out["response"]["weeks"]
+    assert out["response"]["total"]["p1_alerts"] == 8
+    assert w46["p1_alerts"] == "<5"
+    assert w45["p1_alerts"] == "<5"  # 6 persons, suppressed to protect W46
+    assert w45["acknowledge"]["share_within_sla"] == "<5"
+
+
 def test_publish_counts_each_suppressed_cell() -> None:
     out, n = publish({"a": Cell(3, 4), "b": [Cell(7, 5), Cell(1, 1)], "c": Cell(0, 0), "d": 2})
     assert out == {"a": "<5", "b": [7, "<5"], "c": 0, "d": 2}
