@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", help="write the results to this file")
     be.add_argument("--smoke", action="store_true", help="tiny sizes: checks the JSON, ~1 min")
     be.set_defaults(func=cmd_bench)
+    from streams.report.command import add_parser as add_report
+
+    add_report(sub)
     return p
 
 
