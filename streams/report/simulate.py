@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from alerts.model import stable_id
-from streams import workload
+from streams.bench import workload
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)
