@@ -1,0 +1,25 @@
+"""Every test gets its own record-store directory.
+
+`banwatch up` (run as a subprocess by many tests, with the test's environment) keeps a SQLite
+record store under `BANWATCH_DATA_DIR`, default `./banwatch-data`, and restores the bans in force
+from it at start. Without this, one test's bans would come back in the next test's `up`.
+Session-scoped fixtures get the session's directory; tests that need a store of their own set
+`BANWATCH_DATA_DIR` themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("BANWATCH_DATA_DIR", tempfile.mkdtemp(prefix="banwatch-test-data-"))
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("BANWATCH_DATA_DIR", str(tmp_path / "banwatch-data"))
+    yield
