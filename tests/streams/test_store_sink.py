@@ -199,3 +199,11 @@ def engine_ready(engine: sa.Engine) -> bool:
 def after(seconds: float) -> Callable[[], bool]:
     end = time.monotonic() + seconds
     return lambda: time.monotonic() >= end
+
+
+def test_the_store_bench_stores_every_record_and_reports_a_rate() -> None:
+    from streams.store.bench import measure
+
+    out = measure(300, None, 100)
+    assert out["records"] == 300 and out["database"] == "sqlite"
+    assert isinstance(out["records_per_s"], int) and out["records_per_s"] > 0
