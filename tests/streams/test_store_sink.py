@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +18,15 @@ import pytest
 import sqlalchemy as sa
 
 from config.settings import Settings
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, free_port
 from streams.kafka_io import follow, make_producer, produce_json
 from streams.store import schema
+from streams.store.bench import measure
 from streams.store.db import engine_for
 from streams.store.metrics import StoreMetrics
 from streams.store.sink import Sink
 from streams.topics import ensure_topics
-from tests.streams.workers import ban, ts
+from tests.streams.workers import ROOT, ban, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -202,8 +207,48 @@ def after(seconds: float) -> Callable[[], bool]:
 
 
 def test_the_store_bench_stores_every_record_and_reports_a_rate() -> None:
-    from streams.store.bench import measure
-
     out = measure(300, None, 100)
     assert out["records"] == 300 and out["database"] == "sqlite"
     assert isinstance(out["records_per_s"], int) and out["records_per_s"] > 0
+
+
+def test_banwatch_store_runs_as_a_command_and_stops_cleanly(
+    broker: EmbeddedBroker, prefix: str, tmp_path: Path
+) -> None:
+    ensure_topics(broker.bootstrap, prefix, partitions_override=1)
+    p = make_producer(broker.bootstrap)
+    produce_json(p, prefix + "alerts", "C1", {"alert_id": "C1", "seq": 1, "updated_at": ts()})
+    p.flush()
+    p.close()
+    port = free_port()
+    env = {
+        **os.environ,
+        "BANWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "BANWATCH_TOPIC_PREFIX": prefix,
+        "BANWATCH_DATA_DIR": str(tmp_path),
+        "BANWATCH_STORE_METRICS_PORT": str(port),
+        "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
+        "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "store"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("store: banwatch-store on "), first
+        assert f"metrics: http://127.0.0.1:{port}/metrics" in first
+        engine = engine_for(None, str(tmp_path))
+        deadline = time.monotonic() + 30
+        while not (engine_ready(engine) and counts(engine)["alerts"] == 1):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    assert rc == 0
