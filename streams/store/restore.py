@@ -19,38 +19,35 @@ from sqlalchemy.engine import Engine
 
 from streams.kafka_io import make_producer, produce_json
 from streams.store import schema
+from streams.store.registry import ban_rows, in_force_versions
 
 #: Bans that ended up to this long ago still matter (rule 8: SOS matched to them).
 ENDED_STILL_MATTER = timedelta(days=30)
 
 
 def bans_in_force(engine: Engine, now: datetime) -> list[dict[str, Any]]:
-    """The latest stored version of each ban not lifted since, ended at most 30 days before
-    `now` (aware), with its zones (never erased while it matters); ordered by ban id."""
+    """The version of each ban that the registry holds according to the store (`registry`),
+    unless it ended more than 30 days before `now` (aware); with its zones; by ban id."""
     horizon = now.astimezone(UTC).replace(tzinfo=None) - ENDED_STILL_MATTER
-    b, lifts = schema.bans, schema.ban_lifts
+    b = schema.bans
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(b.c.ban_id, b.c.version, b.c.last_seen_ms, b.c.valid_until, b.c.payload)
-            .where(b.c.erased_at.is_(None))
-            .order_by(b.c.ban_id, b.c.version)
-        ).all()
-        lifted: dict[str, int] = dict(
-            conn.execute(
-                sa.select(lifts.c.ban_id, sa.func.max(lifts.c.lifted_ms)).group_by(lifts.c.ban_id)
-            )
-            .tuples()
-            .all()
-        )
-    latest: dict[str, Any] = {}
-    for r in rows:  # ordered by version: the last one wins
-        latest[r.ban_id] = r
-    return [
-        r.payload
-        for ban_id, r in sorted(latest.items())
-        if lifted.get(ban_id, -1) < r.last_seen_ms
-        and (r.valid_until is None or r.valid_until > horizon)
-    ]
+        rows, lifted = ban_rows(conn)
+        held = in_force_versions(((r.ban_id, r.version, r.last_seen_ms) for r in rows), lifted)
+        keep = [
+            (r.ban_id, r.version)
+            for r in rows
+            if held.get(r.ban_id) == r.version
+            and r.erased_at is None
+            and (r.valid_until is None or r.valid_until > horizon)
+        ]
+        if not keep:
+            return []
+        payloads = conn.execute(
+            sa.select(b.c.payload)
+            .where(sa.tuple_(b.c.ban_id, b.c.version).in_(keep))
+            .order_by(b.c.ban_id)
+        ).scalars()
+        return list(payloads)
 
 
 def registry_is_empty(bootstrap: str, topic: str, **security: Any) -> bool:

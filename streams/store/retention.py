@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from streams.store import schema
 from streams.store.db import insert_rows
 from streams.store.records import digest
+from streams.store.registry import ban_rows, in_force_versions
 
 #: payload fields erased per table
 PERSONAL: dict[str, tuple[str, ...]] = {
@@ -68,33 +69,20 @@ def _erase_where(conn: Connection, table: sa.Table, where: Any, now: datetime) -
 
 
 def _stale_bans(conn: Connection, cutoff: datetime) -> list[tuple[str, int]]:
+    """Ban versions whose zones may go: ended before the cutoff, or not held by the registry
+    (superseded or lifted) and last seen before it."""
     cutoff_ms = int(cutoff.replace(tzinfo=UTC).timestamp() * 1000)
-    b = schema.bans
-    rows = conn.execute(
-        sa.select(b.c.ban_id, b.c.version, b.c.last_seen_ms, b.c.valid_until, b.c.erased_at)
-    ).all()
-    lifts: dict[str, int] = dict(
-        conn.execute(
-            sa.select(
-                schema.ban_lifts.c.ban_id, sa.func.max(schema.ban_lifts.c.lifted_ms)
-            ).group_by(schema.ban_lifts.c.ban_id)
+    rows, lifted = ban_rows(conn)
+    held = in_force_versions(((r.ban_id, r.version, r.last_seen_ms) for r in rows), lifted)
+    return [
+        (r.ban_id, r.version)
+        for r in rows
+        if r.erased_at is None
+        and (
+            (r.valid_until is not None and r.valid_until < cutoff)
+            or (held.get(r.ban_id) != r.version and r.last_seen_ms < cutoff_ms)
         )
-        .tuples()
-        .all()
-    )
-    latest: dict[str, int] = {}
-    for r in rows:
-        latest[r.ban_id] = max(latest.get(r.ban_id, r.version), r.version)
-    stale = []
-    for r in rows:
-        if r.erased_at is not None:
-            continue
-        ended = r.valid_until is not None and r.valid_until < cutoff
-        superseded = r.version < latest[r.ban_id]
-        lifted = lifts.get(r.ban_id, -1) >= r.last_seen_ms
-        if ended or ((superseded or lifted) and r.last_seen_ms < cutoff_ms):
-            stale.append((r.ban_id, r.version))
-    return stale
+    ]
 
 
 def erase(engine: Engine, now: datetime, retention_days: float, actor: str) -> Erasure:
