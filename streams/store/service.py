@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from datetime import UTC, datetime
 
 from config.settings import Settings
@@ -64,7 +65,20 @@ class StoreInUp:
         return self.metrics.serve(self.settings.metrics_host, port)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.sink.run(stop)
+        """The sink until `stop`. A sink that fails is reported and does not take the alerting
+        down with it (`up` stops everything when any of its parts returns): alerts go on, and
+        the line on stderr says that nothing is stored any more."""
+        try:
+            await self.sink.run(stop)
+        except Exception as exc:
+            log.exception("store: the sink stopped")
+            print(
+                f"banwatch: store: the sink stopped ({type(exc).__name__}: {exc}); alerts go "
+                "on, nothing is stored until banwatch restarts",
+                file=sys.stderr,
+                flush=True,
+            )
+        await stop.wait()
 
 
 def main(settings: Settings) -> int:
