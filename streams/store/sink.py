@@ -76,6 +76,7 @@ class Sink:
         self.topics = {prefix + t: t for t in TOPIC_TABLES}  # deployed name -> contract name
         self.group = f"{settings.app_id}-store"
         self.batches = 0
+        self.committed = 0  # records whose offsets this sink committed (stored or dead-lettered)
         self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -155,6 +156,7 @@ class Sink:
             log.warning("store: offsets not committed (%s); the batch will be read again", exc)
         self.metrics.last_commit.set(time.time())
         self.batches += 1
+        self.committed += sum(len(records) for records in batch.values())
         return True
 
     def _write(self, rows: list[tuple[Row, Any]]) -> list[tuple[Any, Rejected]]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,11 +96,10 @@ def test_postgres_stopped_mid_stream_loses_nothing_and_stores_nothing_twice(
     )
     metrics = StoreMetrics()
     sink = Sink(settings, broker.bootstrap, engine, metrics)
-    sent = threading.Event()
 
-    def produce() -> None:  # 400 revisions over ~4 s, every tenth one sent twice
+    def produce(first: int, last: int) -> None:  # every tenth revision is sent twice
         p = make_producer(broker.bootstrap)
-        for i in range(n):
+        for i in range(first, last):
             value = {
                 "alert_id": f"A{i % 40}",
                 "seq": i // 40,
@@ -113,12 +111,8 @@ def test_postgres_stopped_mid_stream_loses_nothing_and_stores_nothing_twice(
             produce_json(p, prefix + "alerts", value["alert_id"], value)
             if i % 10 == 0:
                 produce_json(p, prefix + "alerts", value["alert_id"], value)
-            if i % 20 == 0:
-                p.flush()
-                time.sleep(0.2)
         p.flush()
         p.close()
-        sent.set()
 
     def stored() -> int:
         try:
@@ -129,24 +123,26 @@ def test_postgres_stopped_mid_stream_loses_nothing_and_stores_nothing_twice(
         except sa.exc.OperationalError:
             return -1
 
+    async def until(condition: Callable[[], bool], task: asyncio.Task[None], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, what
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.1)
+
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(sink.run(stop))
-        threading.Thread(target=produce, daemon=True).start()
-        deadline = time.monotonic() + 60
         try:
-            while stored() < 60:  # mid-stream
-                assert time.monotonic() < deadline and not task.done()
-                await asyncio.sleep(0.1)
-            await asyncio.to_thread(pg.stop, "fast")
-            await asyncio.sleep(3)  # the producer goes on; the sink waits and retries
-            assert metrics.failures.labels("unavailable")._value.get() > 0
-            assert not task.done()
+            await asyncio.to_thread(produce, 0, n // 2)
+            await until(lambda: stored() >= 60, task, "first records stored")
+            await asyncio.to_thread(pg.stop, "fast")  # mid-stream
+            await asyncio.to_thread(produce, n // 2, n)  # the producers go on
+            unavailable = metrics.failures.labels("unavailable")
+            await until(lambda: unavailable._value.get() > 0, task, "the sink saw the outage")
+            await asyncio.sleep(2)  # it waits and retries
             await asyncio.to_thread(pg.start)
-            while not (sent.is_set() and stored() == n):
-                assert time.monotonic() < deadline, f"{stored()} of {n} stored"
-                assert not task.done(), task.exception()
-                await asyncio.sleep(0.2)
+            await until(lambda: stored() == n, task, f"{stored()} of {n} stored")
             await asyncio.sleep(1)  # anything more would be a duplicate
         finally:
             stop.set()
@@ -160,3 +156,49 @@ def test_postgres_stopped_mid_stream_loses_nothing_and_stores_nothing_twice(
     assert metrics.rows.labels("alerts")._value.get() == n  # each new row counted once
     dead = list(follow(broker.bootstrap, prefix + "dead-letters", True, idle_timeout_s=0.5))
     assert [json.loads(r.value or b"") for r in dead] == []
+
+
+@pytest.mark.broker
+def test_a_record_postgres_refuses_is_dead_lettered_and_the_batch_is_stored(
+    broker: EmbeddedBroker, prefix: str, pg: PostgresServer, engine: sa.Engine, tmp_path: Path
+) -> None:
+    ensure_topics(broker.bootstrap, prefix, partitions_override=1)
+    p = make_producer(broker.bootstrap)
+    good = {"alert_id": "G1", "seq": 1, "updated_at": iso(datetime.now(UTC))}
+    produce_json(p, prefix + "alerts", "G1", good)
+    # valid for Python's json (and SQLite), not for PostgreSQL's json type
+    p.send(prefix + "alerts", key=b"N1", value=b'{"alert_id": "N1", "seq": 1, "x": NaN}')
+    produce_json(p, prefix + "alerts", "G2", {**good, "alert_id": "G2"})
+    p.flush()
+    p.close()
+    settings = Settings(
+        topic_prefix=prefix,
+        app_id="pgrefuse",
+        database_url=pg.url,
+        data_dir=str(tmp_path),
+        broker_session_timeout_s=2,
+        broker_heartbeat_s=0.5,
+    )
+    sink = Sink(settings, broker.bootstrap, engine, StoreMetrics())
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sink.run(stop))
+        deadline = time.monotonic() + 30
+        while sink.committed < 3:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(schema.alerts.c.alert_id)).scalars().all()
+    assert sorted(ids) == ["G1", "G2"]
+    assert sink.metrics.failures.labels("row")._value.get() == 1
+    dead = [
+        json.loads(r.value or b"")
+        for r in follow(broker.bootstrap, prefix + "dead-letters", True, idle_timeout_s=1)
+    ]
+    assert [(d["key"], d["reason"]) for d in dead] == [("N1", "schema")]
+    assert "refused by the database" in dead[0]["error"]
