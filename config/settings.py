@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     retention_days: float = Field(90.0, gt=0)
     store_erasure_interval_s: float = Field(3600.0, gt=0)
-    # `banwatch store` serves its metrics here; under `up`, unset means an ephemeral port
+    # `banwatch store` serves its metrics here (unset: 9465); `up` only when it is set
     store_metrics_port: int | None = Field(None, ge=0, le=65535)
     store_batch_records: int = Field(2000, ge=1, le=100_000)
 

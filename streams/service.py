@@ -112,7 +112,7 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
     if generated is not None:
         _say(f"console token (dispatcher): {generated}")
     _say(f"metrics: {metrics_url}")
-    _say(f"store: {store.where()}; metrics: {store.serve_metrics()}")  # record store
+    _say(f"store: {store.describe()}")  # record store
     _say(f"ready in {time.monotonic() - t0:.1f} s; Ctrl-C stops")
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,8 +2,8 @@
 
 Label values come only from closed sets: the store's table names, the topics it reads (without
 the prefix), partitions as numbers, the dead-letter reasons it uses, and two failure kinds.
-`banwatch store` serves them on `BANWATCH_STORE_METRICS_PORT`; under `banwatch up` the sink's
-endpoint is a second one, printed as `store metrics:`.
+`banwatch store` serves them on `BANWATCH_STORE_METRICS_PORT` (default 9465); `banwatch up` only
+when that variable is set (its `store:` line then names the URL).
 """
 
 from __future__ import annotations

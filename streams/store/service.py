@@ -60,9 +60,13 @@ class StoreInUp:
         )
         return f"store: restored {len(bans)} bans in force from {self.where()}"
 
-    def serve_metrics(self) -> str:
-        port = self.settings.store_metrics_port or 0
-        return self.metrics.serve(self.settings.metrics_host, port)
+    def describe(self) -> str:
+        """`up`'s line about the store: the database, and the sink's metrics endpoint when
+        BANWATCH_STORE_METRICS_PORT asks for one (by default `up` opens no extra port)."""
+        port = self.settings.store_metrics_port
+        if port is None:
+            return self.where()
+        return f"{self.where()}; metrics: {self.metrics.serve(self.settings.metrics_host, port)}"
 
     async def run(self, stop: asyncio.Event) -> None:
         """The sink until `stop`. A sink that fails is reported and does not take the alerting
