@@ -100,6 +100,9 @@ def test_old_positions_and_notes_are_gone_from_the_file_and_the_run_is_audited(
     assert [b["ban_id"] for b in bans_in_force(engine, NOW)] == ["K1", "K2"]
     assert all(b["zones"]["features"] for b in bans_in_force(engine, NOW))
 
+    # the run's audit record, also published to `audit`, comes back through the sink: stored once
+    assert store(engine, "audit", "store:retention", run.audit, NOW) == {"audit": 0}
+
     again = erase(engine, NOW + timedelta(hours=1), 90, actor="banwatch-store")
     assert sum(again.rows.values()) == 0  # nothing twice, but the run is audited again
     with engine.connect() as conn:

@@ -159,6 +159,14 @@ def test_the_sink_stores_each_record_once_and_dead_letters_what_it_cannot(
 
     asyncio.run(run_until(sink, lambda: engine_ready(engine) and counts(engine) == expected))
     assert sink.batches >= 2
+    lags = {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for fam in metrics.registry.collect()
+        if fam.name == "banwatch_store_lag"
+        for s in fam.samples
+    }
+    assert ("alerts", "0") in lags and ("alerts", "1") in lags
+    assert set(lags.values()) == {0.0}  # caught up
 
     dead = [
         json.loads(r.value or b"")
