@@ -37,6 +37,10 @@ PERSONAL: dict[str, tuple[str, ...]] = {
 }
 
 
+#: rows erased per transaction
+CHUNK = 5000
+
+
 @dataclass
 class Erasure:
     cutoff: datetime
@@ -50,9 +54,11 @@ def _strip(payload: Any, fields: tuple[str, ...]) -> Any:
     return {k: v for k, v in payload.items() if k not in fields}
 
 
-def _erase_where(conn: Connection, table: sa.Table, where: Any, now: datetime) -> int:
+def _erase_where(
+    conn: Connection, table: sa.Table, where: Any, now: datetime, limit: int | None = None
+) -> int:
     keys = list(table.primary_key.columns)
-    rows = conn.execute(sa.select(*keys, table.c.payload).where(where)).all()
+    rows = conn.execute(sa.select(*keys, table.c.payload).where(where).limit(limit)).all()
     if not rows:
         return 0
     fields = PERSONAL[table.name]
@@ -88,15 +94,23 @@ def _stale_bans(conn: Connection, cutoff: datetime) -> list[tuple[str, int]]:
 def erase(engine: Engine, now: datetime, retention_days: float, actor: str) -> Erasure:
     """Erase personal data stored before `now - retention_days` (`now`: aware); audit the run.
 
-    One transaction for the erasure and its audit record, then (SQLite) VACUUM and a checkpoint.
+    Alerts, tasks and task updates in transactions of `CHUNK` rows (the first run on a full
+    store must not hold one huge transaction); then the bans and the run's audit record in one;
+    then (SQLite) VACUUM and a checkpoint, or (PostgreSQL) VACUUM.
     """
     now_utc = now.astimezone(UTC).replace(tzinfo=None)
     cutoff = now_utc - timedelta(days=retention_days)
     run = Erasure(cutoff=cutoff)
+    for table in (schema.alerts, schema.tasks, schema.task_updates):
+        where = sa.and_(table.c.ts < cutoff, table.c.erased_at.is_(None))
+        run.rows[table.name] = 0
+        while True:
+            with engine.begin() as conn:
+                n = _erase_where(conn, table, where, now_utc, CHUNK)
+            run.rows[table.name] += n
+            if n < CHUNK:
+                break
     with engine.begin() as conn:
-        for table in (schema.alerts, schema.tasks, schema.task_updates):
-            where = sa.and_(table.c.ts < cutoff, table.c.erased_at.is_(None))
-            run.rows[table.name] = _erase_where(conn, table, where, now_utc)
         stale = _stale_bans(conn, cutoff)
         b = schema.bans
         run.rows["bans"] = (

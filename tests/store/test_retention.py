@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from streams.store import schema
+from streams.store import retention, schema
 from streams.store.db import SQLITE_FILE, engine_for, migrate
 from streams.store.restore import bans_in_force
 from streams.store.retention import erase
@@ -112,3 +113,22 @@ def test_old_positions_and_notes_are_gone_from_the_file_and_the_run_is_audited(
             .where(schema.audit.c.action == "erase")
         ).scalar()
     assert n == 2
+
+
+def test_a_large_erasure_goes_in_chunks_and_misses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "CHUNK", 2)
+    engine = engine_for(None, str(tmp_path))
+    migrate(engine)
+    for i in range(5):
+        alert = {"alert_id": f"A{i}", "seq": 1, "updated_at": iso(OLD), "position": {"lat": i}}
+        store(engine, "alerts", f"A{i}", alert, OLD)
+    assert erase(engine, NOW, 90, actor="t").rows["alerts"] == 5
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.alerts)
+            .where(schema.alerts.c.erased_at.is_(None))
+        ).scalar()
+    assert left == 0
