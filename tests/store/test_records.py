@@ -103,6 +103,7 @@ def test_task_updates_are_keyed_by_task_ts_action_and_by() -> None:
         ("alerts", json.dumps({"alert_id": "A\x00", "seq": 1}).encode(), "schema"),
         ("audit", b" " * (MAX_RECORD_BYTES + 1), "too_large"),
     ],
+    ids=lambda v: v if isinstance(v, str) else "raw",
 )
 def test_records_the_store_cannot_keep_are_rejected_with_a_reason(
     topic: str, raw: bytes, reason: str

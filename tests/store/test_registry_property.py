@@ -7,12 +7,15 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.store.db import engine_for, migrate
 from streams.store.restore import bans_in_force
 from tests.store.helpers import ban_value, store
+
+pytestmark = pytest.mark.slow
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
