@@ -100,8 +100,14 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
             else_=table.c.last_seen_ms,
         )
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={"last_seen_ms": newer})
+        # one row per key: PostgreSQL refuses an upsert that touches a row twice in a statement
+        unique: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        for row in rows:
+            key = tuple(row[k] for k in keys)
+            if key not in unique or row["last_seen_ms"] > unique[key]["last_seen_ms"]:
+                unique[key] = row
         before = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        conn.execute(stmt, list(rows))
+        conn.execute(stmt, list(unique.values()))
         after = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         return int(after - before)
     # RETURNING yields only the rows actually inserted; executemany's rowcount is not

@@ -20,14 +20,17 @@ from config.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.kafka_io import follow, make_producer, produce_json
 from streams.store import schema
-from streams.store.db import engine_for, migrate
+from streams.store.db import engine_for, migrate, write_rows
 from streams.store.metrics import StoreMetrics
+from streams.store.records import Row, to_row
 from streams.store.restore import bans_in_force
 from streams.store.retention import erase
 from streams.store.sink import Sink
 from streams.topics import ensure_topics
 from tests.store.helpers import ban_value, iso, store
 from tests.store.postgres import PostgresServer, unavailable_reason
+
+NAIVE = datetime(2026, 12, 3)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -66,11 +69,19 @@ def test_postgres_gets_the_same_schema_writes_and_erasure(engine: sa.Engine) -> 
     store(engine, "contact-bans", "K1", ban_value("K1", 2), t0 + timedelta(minutes=1))
     store(engine, "contact-bans", "K2", ban_value("K2", 1), t0)
     store(engine, "contact-bans", "K2", None, t0 + timedelta(minutes=1))
+    with engine.begin() as conn:  # the same version twice in one batch (at-least-once)
+        rows = [
+            to_row("contact-bans", b"K3", json.dumps(ban_value("K3", 1)).encode(), ms, NAIVE)
+            for ms in (1, 2)
+        ]
+        assert write_rows(conn, [(r.table, r.values) for r in rows if isinstance(r, Row)]) == {
+            "bans": 1
+        }
     alert = {"alert_id": "A1", "seq": 1, "updated_at": iso(t0), "position": {"lat": 1, "lon": 2}}
     assert store(engine, "alerts", "A1", alert, t0) == {"alerts": 1}
     assert store(engine, "alerts", "A1", alert, t0) == {"alerts": 0}
     now = t0 + timedelta(days=100)
-    assert [b["ban_id"] for b in bans_in_force(engine, now)] == ["K1"]
+    assert [b["ban_id"] for b in bans_in_force(engine, now)] == ["K1", "K3"]
     run = erase(engine, now, 90, actor="test")
     assert run.rows["alerts"] == 1 and run.rows["bans"] == 2  # K1 v1 superseded, K2 lifted
     with engine.connect() as conn:
