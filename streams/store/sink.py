@@ -140,9 +140,14 @@ class Sink:
                     rows.append((out, r))
                 elif isinstance(out, Rejected):
                     dead.append((r, out))
-        refused = await self._until_written(lambda: self._write(rows), "write")
-        if refused is None:
+        result = await self._until_written(lambda: self._write(rows), "write")
+        if result is None:
             return False
+        written, refused = result
+        for table, n in written.items():
+            self.metrics.row(table, n)
+        for _ in refused:
+            self.metrics.failure("row")
         dead.extend(refused)
         if dead:
             sends = [await self._dead_letter(producer, r, rej) for r, rej in dead]
@@ -159,47 +164,48 @@ class Sink:
         self.committed += sum(len(records) for records in batch.values())
         return True
 
-    def _write(self, rows: list[tuple[Row, Any]]) -> list[tuple[Any, Rejected]]:
+    def _write(self, rows: list[tuple[Row, Any]]) -> tuple[dict[str, int], list[Any]]:
         """Write `rows` in one transaction; if the database refuses it, row by row. Returns the
-        rows refused (for dead-letters). Raises when the database is unavailable."""
+        new rows per table (counted once committed, so a retried batch is not counted twice)
+        and the rows refused, for dead-letters. Raises when the database is unavailable."""
+        if not rows:
+            return {}, []
         try:
             with self.engine.begin() as conn:
-                self._count(self._insert_all(conn, [row for row, _ in rows]))
-            return []
+                written = self._insert_all(conn, [row for row, _ in rows])
+            return written, []
         except sa.exc.DBAPIError as exc:
             if _unavailable(exc):
                 raise
             log.warning(
                 "store: a batch was refused (%s); writing it row by row", type(exc).__name__
             )
+        total: dict[str, int] = {}
         refused = []
         for row, record in rows:
             try:
                 with self.engine.begin() as conn:
-                    self._count(self._insert_all(conn, [row]))
+                    one = self._insert_all(conn, [row])
             except sa.exc.DBAPIError as exc:
                 if _unavailable(exc):
                     raise
-                self.metrics.failure("row")
                 error = str(exc.orig or exc).splitlines()[0][:ERROR_CHARS]
                 refused.append((record, Rejected("schema", f"refused by the database: {error}")))
-        return refused
+                continue
+            for table, n in one.items():
+                total[table] = total.get(table, 0) + n
+        return total, refused
 
     @staticmethod
     def _insert_all(conn: Any, rows: list[Row]) -> dict[str, int]:
         return write_rows(conn, [(r.table, r.values) for r in rows])
-
-    def _count(self, written: dict[str, int]) -> None:
-        for table, n in written.items():
-            self.metrics.row(table, n)
 
     async def _until_written(self, write: Callable[[], Any], what: str) -> Any:
         """Run `write` in a thread until the database takes it; None if stopped meanwhile."""
         delay = 0.2
         while True:
             try:
-                result = await asyncio.to_thread(write)
-                return [] if result is None else result
+                return await asyncio.to_thread(write)
             except sa.exc.DBAPIError as exc:
                 if not _unavailable(exc):
                     raise
