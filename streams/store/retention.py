@@ -92,7 +92,8 @@ def _stale_bans(conn: Connection, cutoff: datetime) -> list[tuple[str, int]]:
 
 
 def erase(engine: Engine, now: datetime, retention_days: float, actor: str) -> Erasure:
-    """Erase personal data stored before `now - retention_days` (`now`: aware); audit the run.
+    """Erase personal data whose record time (`ts`) is before `now - retention_days` (`now`:
+    aware); audit the run.
 
     Alerts, tasks and task updates in transactions of `CHUNK` rows (the first run on a full
     store must not hold one huge transaction); then the bans and the run's audit record in one;
