@@ -127,7 +127,7 @@ def erase(engine: Engine, now: datetime, retention_days: float, actor: str) -> E
             "action": "erase",
             "object": "store:retention",
             "reason": (
-                f"erased personal data stored before {cutoff.isoformat()}Z "
+                f"erased personal data older than {cutoff.isoformat()}Z "
                 f"({retention_days:g} days): {total} rows"
             ),
         }
