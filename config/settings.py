@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(6.0, gt=0, le=300)
     broker_heartbeat_s: float = Field(1.0, gt=0, le=60)
 
+    # The record store (streams/store): SQLite under data_dir unless database_url is set
+    data_dir: str = "./banwatch-data"
+    database_url: str | None = None
+    retention_days: float = Field(90.0, gt=0)
+    store_erasure_interval_s: float = Field(3600.0, gt=0)
+    # `banwatch store` serves its metrics here (unset: 9465); `up` only when it is set
+    store_metrics_port: int | None = Field(None, ge=0, le=65535)
+    store_batch_records: int = Field(2000, ge=1, le=100_000)
+
     # Kafka client security (kafka-python and faust/aiokafka alike)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"

@@ -1,5 +1,6 @@
 #!/bin/sh
-# System packages the tests use: a real browser, a real Prometheus, a real Kafka client.
+# System packages the tests use: a real browser, a real Prometheus, a real Kafka client, a real
+# PostgreSQL server (the record store's production database; tests start their own).
 # Installs only what is missing (Debian; needs root or passwordless sudo). Idempotent.
 set -eu
 need=""
@@ -7,6 +8,8 @@ command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 command -v kcat >/dev/null 2>&1 || need="$need kcat"
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+  || need="$need postgresql"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"

@@ -1,12 +1,27 @@
-"""Test tiers: every test that starts the embedded broker carries the `broker` and `slow`
-markers, so `python3 -m pytest -m "not slow"` (the fast tier) never waits for one.
+"""Test-wide rules.
 
-A test that asks for a broker fixture without those markers fails at collection: the fast tier
-must not grow slow by accident."""
+Test tiers: every test that starts the embedded broker carries the `broker` and `slow` markers,
+so `python3 -m pytest -m "not slow"` (the fast tier) never waits for one. A test that asks for a
+broker fixture without those markers fails at collection: the fast tier must not grow slow by
+accident.
+
+Every test gets its own record-store directory: `banwatch up` (run as a subprocess by many
+tests, with the test's environment) keeps a SQLite record store under `BANWATCH_DATA_DIR`,
+default `./banwatch-data`, and restores the bans in force from it at start. Without this, one
+test's bans would come back in the next test's `up`. Session-scoped fixtures get the session's
+directory; tests that need a store of their own set `BANWATCH_DATA_DIR` themselves.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+os.environ.setdefault("BANWATCH_DATA_DIR", tempfile.mkdtemp(prefix="banwatch-test-data-"))
 
 _BROKER_FIXTURES = frozenset({"broker", "chaos_broker"})
 
@@ -23,3 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests using the embedded broker must be marked broker and slow: "
             + ", ".join(unmarked[:5])
         )
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("BANWATCH_DATA_DIR", str(tmp_path / "banwatch-data"))
+    yield

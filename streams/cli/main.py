@@ -57,6 +57,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     return int(console_main(load_settings()))
 
 
+def cmd_store(args: argparse.Namespace) -> int:  # the record store (streams/store)
+    from streams.store.service import main as store_main
+
+    return store_main(load_settings())
+
+
 def cmd_bans_import(args: argparse.Namespace) -> int:
     from streams.cli.commands import import_bans
 
@@ -93,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_worker
     )
     sub.add_parser("console", help="the dispatch console web server").set_defaults(func=cmd_console)
+    sub.add_parser("store", help="the record-store sink: topics -> database").set_defaults(
+        func=cmd_store
+    )
     b = sub.add_parser("bans", help="the contact-ban registry")
     bsub = b.add_subparsers(dest="bans_command", required=True)
     bi = bsub.add_parser("import", help="validate every ban, then publish them all")

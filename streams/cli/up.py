@@ -61,6 +61,16 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
         generated = secrets.token_urlsafe(24)
         tokens = {generated: Principal(user="dispatcher", role="dispatcher", unit=None)}
 
+    # --- record store (streams/store): bans in force back into an empty embedded broker before
+    # the worker starts; then the sink runs next to the worker
+    from streams.store.service import StoreInUp
+
+    store = StoreInUp(settings, bootstrap)
+    restored = await store.restore(embedded=settings.kafka_bootstrap is None)
+    if restored is not None:
+        _say(restored)
+    # ---
+
     worker = Worker(settings, bootstrap)
     metrics_url = _start_metrics(settings, worker)
     worker_ready = asyncio.Event()
@@ -72,7 +82,8 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
         console_ready.set()
 
     tasks: list[asyncio.Task[Any]] = [
-        asyncio.create_task(worker.run(stop, worker_ready.set), name="worker")
+        asyncio.create_task(worker.run(stop, worker_ready.set), name="worker"),
+        asyncio.create_task(store.run(stop), name="store"),  # record store
     ]
     have_console = importlib.util.find_spec("streams.console.service") is not None
     if have_console:
@@ -101,6 +112,7 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
     if generated is not None:
         _say(f"console token (dispatcher): {generated}")
     _say(f"metrics: {metrics_url}")
+    _say(f"store: {store.describe()}")  # record store
     _say(f"ready in {time.monotonic() - t0:.1f} s; Ctrl-C stops")
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,7 +8,7 @@ credentials are derived here from those, never from the settings a second way.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
@@ -140,6 +140,38 @@ def hot_consumer(settings: Settings, bootstrap: str, group_id: str) -> AIOKafkaC
 
 def hot_producer(settings: Settings, bootstrap: str, client_id: str) -> AIOKafkaProducer:
     return batch_producer(bootstrap, client_id, settings.kafka_security())
+
+
+def store_consumer(
+    settings: Settings, bootstrap: str, topics: Iterable[str], group_id: str
+) -> AIOKafkaConsumer:
+    """The record-store sink's consumer (streams/store/sink.py): manual commits after the
+    database transaction; a long poll interval, so that a database outage does not cost the
+    sink its group; metadata refreshed often, so topics created later are seen soon."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id="banwatch-store",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.broker_heartbeat_s * 1000),
+        max_poll_interval_ms=3_600_000,
+        metadata_max_age_ms=10_000,
+        **aiokafka_security(settings.kafka_security()),
+    )
+
+
+def store_producer(settings: Settings, bootstrap: str) -> AIOKafkaProducer:
+    """The record-store sink's producer (its dead letters, the erasure's audit records)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="banwatch-store",
+        acks="all",
+        **aiokafka_security(settings.kafka_security()),
+    )
 
 
 def groupless_consumer(

@@ -1,0 +1,159 @@
+"""The restart test: `banwatch up` killed outright (broker included) comes back with its bans.
+
+The embedded broker keeps nothing across a restart; the record store does. A ban imported into
+the first `up` is stored by its in-process sink; after SIGKILL of the whole service, the second
+`up` on the same data directory publishes it again before its worker starts, and a fix inside
+the zone raises the alert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from streams.kafka.blocking import follow, make_producer, produce_json
+from streams.kafka.broker import free_port
+from streams.store import schema
+from streams.store.db import engine_for
+from tests.streams.test_commands import banwatch
+from tests.streams.workers import ROOT, ban, fix, ts
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+class Up:
+    """`banwatch up` in its own process group, its output collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "up"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("ready in"):
+                self.ready.set()
+
+    def wait_ready(self) -> None:
+        assert self.ready.wait(90), "\n".join(self.lines[-40:])
+
+    def kill_everything(self) -> None:
+        """SIGKILL `up`'s process group and every child of it (the broker runs in a session of
+        its own, so that Ctrl-C reaches the worker first): nothing gets to stop cleanly."""
+        children = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _ppid(p) == self.proc.pid
+        ]
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(30)
+
+
+def _ppid(proc_dir: Path) -> int | None:
+    try:
+        stat = (proc_dir / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _port_free(port: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"port {port} still taken")
+
+
+def test_up_killed_with_its_broker_restores_the_bans_and_a_fix_still_alerts(
+    tmp_path: Path,
+) -> None:
+    ports = {k: str(free_port()) for k in ("BROKER", "CONSOLE", "METRICS", "STORE")}
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "BANWATCH_EMBEDDED_BROKER_PORT": ports["BROKER"],
+        "BANWATCH_CONSOLE_PORT": ports["CONSOLE"],
+        "BANWATCH_METRICS_PORT": ports["METRICS"],
+        "BANWATCH_STORE_METRICS_PORT": ports["STORE"],
+        "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
+        "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
+        "BANWATCH_DATA_DIR": str(data),
+    }
+    env.pop("BANWATCH_KAFKA_BOOTSTRAP", None)
+    bootstrap = f"127.0.0.1:{ports['BROKER']}"
+
+    first = Up(env)
+    try:
+        first.wait_ready()
+        assert not any(x.startswith("store: restored") for x in first.lines), first.lines
+        bans = tmp_path / "bans.jsonl"
+        bans.write_text(json.dumps(ban("KF-R1", "P-R1", "P-R1V", 17.6, 59.2)) + "\n")
+        user_env = {k: v for k, v in env.items() if k.startswith("BANWATCH_")}
+        assert banwatch("bans", "import", str(bans), env=user_env).returncode == 0
+        engine = engine_for(None, str(data))
+        deadline = time.monotonic() + 30
+        while True:  # the in-process sink stores the ban
+            with engine.connect() as conn:
+                stored = conn.execute(sa.select(schema.bans.c.ban_id)).scalars().all()
+            if stored == ["KF-R1"]:
+                break
+            assert time.monotonic() < deadline, "\n".join(first.lines[-30:])
+            time.sleep(0.2)
+        engine.dispose()
+    finally:
+        first.kill_everything()
+    _port_free(int(ports["BROKER"]))
+
+    second = Up(env)
+    try:
+        second.wait_ready()
+        restored = [x for x in second.lines if x.startswith("store: restored")]
+        assert restored and restored[0].startswith("store: restored 1 bans"), second.lines
+        assert second.lines.index(restored[0]) < second.lines.index(f"broker: {bootstrap}")
+        p = make_producer(bootstrap)
+        produce_json(p, "positions", "P-R1", fix("P-R1", "EM-R1", 59.201, 17.601, ts()))
+        p.flush()
+        p.close()
+        got = None
+        for r in follow(bootstrap, "alerts", True, idle_timeout_s=15):
+            got = json.loads(r.value or b"{}")
+            if got.get("ban_id") == "KF-R1":
+                break
+        assert got is not None and got.get("ban_id") == "KF-R1", second.lines[-30:]
+        assert got["kind"] == "zone_breach" and got["priority"] == 1
+    finally:
+        rc = second.stop()
+    assert rc == 0, "\n".join(second.lines[-30:])
