@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from alerts.model import Kind
 from alerts.report.cells import Cell, combine, percentile, protect
 from alerts.report.ledger import UNIT_TASKS, VIOLATION_KINDS, AlertLog, Ledger, TaskLog
 from config.policy import Policy
@@ -26,20 +27,8 @@ from geofence.geodesy import ecef
 #: Version of the JSON the report writes; a change of meaning or shape bumps it.
 SCHEMA_VERSION = 1
 
-ALERT_KINDS = (
-    "zone_breach",
-    "proximity_breach",
-    "reported_contact",
-    "sos",
-    "tamper",
-    "approach",
-    "signal_lost",
-    "threat",
-    "battery_low",
-    "tip",
-    "late_evidence",
-    "unmatched_incident",
-)
+#: The contract's alert kinds in its order (the plots' and tables' order).
+ALERT_KINDS = tuple(k.value for k in Kind)
 #: The outreach chain's steps, in order, as they are named in the JSON.
 FUNNEL_STEPS = (
     "confirmed_violation",
