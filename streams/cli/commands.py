@@ -13,11 +13,7 @@ from config.settings import Settings
 from config.topics import TopicNames
 from streams.cli.replay_files import read_bans
 from streams.kafka.blocking import follow, make_producer, produce_json
-
-
-def bootstrap_of(settings: Settings) -> str:
-    """The configured broker, else the embedded one that `banwatch up` runs on this machine."""
-    return settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}"
+from streams.kafka.clients import bootstrap_of
 
 
 def import_bans(settings: Settings, path: str, by: str) -> int:

@@ -32,6 +32,11 @@ FETCH_MAX_WAIT_MS = 100
 MAX_BATCH_BYTES = 512 * 1024
 
 
+def bootstrap_of(settings: Settings) -> str:
+    """The configured broker, else the embedded one that `banwatch up` runs on this machine."""
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}"
+
+
 def _ssl_context(security: Mapping[str, Any]) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=security.get("ssl_cafile"))
     if security.get("ssl_certfile"):

@@ -87,7 +87,7 @@ class StoreInUp:
 
 def main(settings: Settings) -> int:
     """`banwatch store`: the sink against the configured broker and database until a signal."""
-    from streams.cli.commands import bootstrap_of
+    from streams.kafka.clients import bootstrap_of
 
     logging.basicConfig(
         level=logging.INFO if settings.log_level in ("info", "debug") else logging.WARNING,
