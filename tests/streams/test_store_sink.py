@@ -64,6 +64,9 @@ async def run_until(sink: Sink, done: Callable[[], bool], timeout_s: float = 40)
         await task
 
 
+BAD_DEAD_LETTER = {"reason": "schema", "ts": "yesterday"}
+
+
 def publish(bootstrap: str, prefix: str) -> None:
     p = make_producer(bootstrap)
     alert: dict[str, Any] = {
@@ -130,6 +133,7 @@ def publish(bootstrap: str, prefix: str) -> None:
         ),
         ("alerts", "A2", {"alert_id": "A2", "seq": "two"}),  # schema drift
         ("alerts", "A3", {"alert_id": "A" * 500, "seq": 1}),  # too large for the column
+        ("dead-letters", "x", BAD_DEAD_LETTER),  # not stored, and not fed back to the topic
     ]
     for topic, key, value in sends:
         produce_json(p, prefix + topic, key, value)
@@ -173,6 +177,9 @@ def test_the_sink_stores_each_record_once_and_dead_letters_what_it_cannot(
         json.loads(r.value or b"")
         for r in follow(broker.bootstrap, prefix + "dead-letters", True, idle_timeout_s=1)
     ]
+    assert [d for d in dead if "source_topic" not in d] == [BAD_DEAD_LETTER]
+    dead = [d for d in dead if "source_topic" in d]
+    assert metrics.dead_letters.labels("dead-letters", "schema")._value.get() == 1
     assert sorted((d["source_topic"], d["reason"]) for d in dead) == [
         ("alerts", "schema"),
         ("alerts", "too_large"),
