@@ -103,6 +103,7 @@ def test_the_store_reads_the_period_widened_by_90_days(data_dir: Path) -> None:
     assert n == before
 
 
+@pytest.mark.slow  # renders the page twice: ~2 s
 def test_report_command_on_the_store(env: Path, tmp_path: Path, capsys: Any) -> None:
     out, js = tmp_path / "r.html", tmp_path / "r.json"
     args = ["report", "--from", golden.FIRST, "--to", golden.LAST, "--out", str(out)]
@@ -149,6 +150,23 @@ def test_empty_store_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         "record store sqlite:///" in err and "no records between 2026-11-02 and 2026-11-15" in err
     )
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_store_without_tables_or_unreachable_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.delenv("BANWATCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BANWATCH_DATA_DIR", str(tmp_path))
+    sqlite3_file = tmp_path / SQLITE_FILE
+    sqlite3_file.touch()  # a file, never migrated
+    args = ["report", "--from", golden.FIRST, "--to", golden.LAST, "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "r.html")]) == 2
+    assert "an empty store (no tables" in capsys.readouterr().err
+    monkeypatch.setenv("BANWATCH_DATABASE_URL", f"postgresql://u@127.0.0.1:{free_port()}/db")
+    assert main([*args, "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "record store postgresql+psycopg://u@127.0.0.1:" in err and "cannot connect" in err
+    assert "Traceback" not in err and not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.parametrize(
