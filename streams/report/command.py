@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from alerts.model import rfc3339
 from alerts.report import MIN_PERSONS, Ledger, Period, figures, publish
 from config.policy import load_policy
-from streams.report.sources import FileSource, Source, SourceError
+from streams.report.sources import FileSource, Source, SourceError, StoreSource
 
 #: Records this far before and after the period are read: the effect's longest window.
 MARGIN = timedelta(days=90)
@@ -49,17 +49,36 @@ def period_of(first: str, last: str, tz: str) -> Period:
 
 
 def open_source(args: argparse.Namespace) -> Source:
-    """The source named on the command line. Today only `--records FILE`; the record store
-    (issue 15) becomes the default here once it lands (see docs/report.md)."""
-    if args.records is None:
-        raise ReportError(
-            "no source: the record store is not available yet; give --records FILE "
-            "(JSON lines {topic, key, value}, e.g. banwatch replay's output)"
-        )
-    path = Path(args.records)
-    if not path.is_file():
-        raise ReportError(f"--records: no such file: {path}")
-    return FileSource(path, Path(args.audit) if args.audit else None, progress=not args.quiet)
+    """`--records FILE`, else the record store (`BANWATCH_DATABASE_URL`, else the SQLite file
+    under `BANWATCH_DATA_DIR`); the report's audit record is also published to the configured
+    broker (else the embedded one of `banwatch up`) when it answers."""
+    if args.records is not None:
+        path = Path(args.records)
+        if not path.is_file():
+            raise ReportError(f"--records: no such file: {path}")
+        return FileSource(path, Path(args.audit) if args.audit else None, progress=not args.quiet)
+    from config.settings import load_settings
+    from config.topics import TopicNames
+    from streams.store.db import SQLITE_FILE, database_url
+
+    settings = load_settings()
+    if not settings.database_url:
+        file = Path(settings.data_dir) / SQLITE_FILE
+        if not file.is_file():
+            raise ReportError(
+                f"an empty store: no record store at {file} (BANWATCH_DATA_DIR="
+                f"{settings.data_dir}); run `banwatch up` or `banwatch store` first, set "
+                "BANWATCH_DATABASE_URL, or give --records FILE"
+            )
+    if args.audit:
+        raise ReportError("--audit is for --records FILE; the store keeps the audit record")
+    return StoreSource(
+        database_url(settings.database_url, settings.data_dir),
+        bootstrap=settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}",
+        topic=TopicNames.with_prefix(settings.topic_prefix).audit,
+        security=settings.kafka_security(),
+        progress=not args.quiet,
+    )
 
 
 def build(source: Source, period: Period, policy_path: str | None) -> tuple[dict[str, Any], int]:
@@ -117,7 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(published, indent=1, ensure_ascii=False), "utf-8")
         print(f"figures: {args.json}")
-    where = source.write_audit(audit_record(period, args.by or _user(), now))
+    try:
+        where = source.write_audit(audit_record(period, args.by or _user(), now))
+    except SourceError as exc:
+        print(
+            f"banwatch report: the report is written, its audit record is not: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     print(f"audit record: {where}")
     print(
         f"{n:,} records, {published['privacy']['suppressed_cells']} cells suppressed, "
@@ -140,7 +166,11 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--to", dest="date_to", required=True, help="last day (included)")
     r.add_argument("--out", default="report.html", help="the HTML page (default report.html)")
     r.add_argument("--json", help="also write the figures as JSON here")
-    r.add_argument("--records", help='source: JSON lines {"topic", "key", "value"}')
+    r.add_argument(
+        "--records",
+        help='source: JSON lines {"topic", "key", "value"} (default: the record store, '
+        "BANWATCH_DATABASE_URL or BANWATCH_DATA_DIR)",
+    )
     r.add_argument("--audit", help="append the report's audit record here (file source)")
     r.add_argument("--by", help="who runs the report, for the audit record (default: user)")
     r.add_argument("--locale", choices=["en", "sv"], default="en", help="number format")

@@ -30,6 +30,7 @@ TOPIC_TABLES: dict[str, str] = {
     "task-updates": "task_updates",
     "audit": "audit",
     "protected-notifications": "protected_notifications",
+    "dead-letters": "dead_letters",
 }
 
 
@@ -214,6 +215,21 @@ def _notification(value: dict[str, Any]) -> Row:
     )
 
 
+def _dead_letter(value: dict[str, Any], record_ms: int) -> Row:
+    ts = _time(value, "ts")
+    if ts is None:  # a dead letter without a time (replay's): its record time
+        ts = datetime.fromtimestamp(record_ms / 1000, UTC).replace(tzinfo=None)
+    return Row(
+        schema.dead_letters,
+        {
+            "digest": digest(value),
+            "source_topic": _text(value, "source_topic"),
+            "reason": _text(value, "reason"),
+            "ts": ts,
+        },
+    )
+
+
 _BUILDERS = {
     "alerts": _alert,
     "tasks": _task,
@@ -246,7 +262,12 @@ def to_row(
             raise _Bad("decode", f"not UTF-8 JSON: {exc}") from None
         if not isinstance(value, dict):
             raise _Bad("decode", "not a JSON object")
-        row = _ban(key_text, value, record_ms, now) if table == "bans" else _BUILDERS[table](value)
+        if table == "bans":
+            row = _ban(key_text, value, record_ms, now)
+        elif table == "dead_letters":
+            row = _dead_letter(value, record_ms)
+        else:
+            row = _BUILDERS[table](value)
         row.values.update(payload=value, record_ms=record_ms, stored_at=now)
         _fits(row.table, row.values)
         return row

@@ -2,9 +2,10 @@
 
 What is personal, per table (CONTRACT.md v2: "positions, notes"): an alert's position, distance,
 reason and recommended units (a unit's distance places the person); a task's target and
-instructions; a task update's note; a ban's zones (homes and workplaces), once that version no
-longer matters (superseded, lifted, or ended before the cutoff: the bans in force keep theirs,
-or a restore could not protect anyone). Ids, kinds, states, priorities and times stay, so the
+instructions; a task update's note; a dead letter's raw record and error (a rejected position
+is still a position); a ban's zones (homes and workplaces), once that version no longer
+matters (superseded, lifted, or ended before the cutoff: the bans in force keep theirs, or a
+restore could not protect anyone). Ids, kinds, states, priorities and times stay, so the
 history still counts what happened. Audit records carry no coordinates or free text and are
 never erased; every run adds one.
 
@@ -34,6 +35,8 @@ PERSONAL: dict[str, tuple[str, ...]] = {
     "tasks": ("target", "instructions"),
     "task_updates": ("note",),
     "bans": ("zones",),
+    # the rejected record as it came (a position, a note) and the error, which may quote it
+    "dead_letters": ("raw", "error"),
 }
 
 
@@ -102,7 +105,7 @@ def erase(engine: Engine, now: datetime, retention_days: float, actor: str) -> E
     now_utc = now.astimezone(UTC).replace(tzinfo=None)
     cutoff = now_utc - timedelta(days=retention_days)
     run = Erasure(cutoff=cutoff)
-    for table in (schema.alerts, schema.tasks, schema.task_updates):
+    for table in (schema.alerts, schema.tasks, schema.task_updates, schema.dead_letters):
         where = sa.and_(table.c.ts < cutoff, table.c.erased_at.is_(None))
         run.rows[table.name] = 0
         while True:

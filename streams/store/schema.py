@@ -6,7 +6,8 @@ Natural keys make storing a record twice store it once (the sink is at-least-onc
 (version-1 tasks have no `seq`: 0), a task update by `task_id` + `ts` + `action` + `by`, a
 notification by its id, an audit record by the SHA-256 of its canonical JSON (audit records have
 no id, and source offsets restart with an embedded broker), a lifted ban by `ban_id` + the
-tombstone's record time.
+tombstone's record time, a dead letter (the worker's and the sink's own) by its SHA-256 like an
+audit record.
 
 Times (`ts`, `stored_at`, ...) are naive UTC `DateTime`s on both dialects; `record_ms` is the Kafka
 record's timestamp (ms since the epoch). String lengths here are also what the sink checks before
@@ -139,8 +140,31 @@ protected_notifications = sa.Table(
     *_bookkeeping(),
 )
 
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    # SHA-256 of the dead letter's canonical JSON, as for audit records: a dead letter has no
+    # id, source offsets restart with an embedded broker, and one stored twice is stored once
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("source_topic", sa.String(ID)),
+    sa.Column("reason", sa.String(WORD), index=True),
+    # the dead letter's `ts`, else its record time: erasure and the report select on it
+    sa.Column("ts", sa.DateTime, index=True),
+    _payload(),
+    *_bookkeeping(),
+)
+
 #: Tables the sink writes, by the name `banwatch_store_rows_total{table}` reports.
 TABLES: dict[str, sa.Table] = {
     t.name: t
-    for t in (bans, ban_lifts, alerts, tasks, task_updates, audit, protected_notifications)
+    for t in (
+        bans,
+        ban_lifts,
+        alerts,
+        tasks,
+        task_updates,
+        audit,
+        protected_notifications,
+        dead_letters,
+    )
 }

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from config.settings import Settings
 from config.topics import TopicNames
+from streams.kafka.clients import bootstrap_of
 from streams.store.db import engine_for, migrate
 from streams.store.metrics import StoreMetrics
 from streams.store.restore import bans_in_force, publish_bans, registry_is_empty
@@ -87,8 +88,6 @@ class StoreInUp:
 
 def main(settings: Settings) -> int:
     """`banwatch store`: the sink against the configured broker and database until a signal."""
-    from streams.kafka.clients import bootstrap_of
-
     logging.basicConfig(
         level=logging.INFO if settings.log_level in ("info", "debug") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

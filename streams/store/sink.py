@@ -132,8 +132,17 @@ class Sink:
         for _ in refused:
             self.metrics.failure("row")
         dead.extend(refused)
-        if dead:
-            sends = [await self._dead_letter(producer, r, rej) for r, rej in dead]
+        # a dead letter the store cannot keep is logged, not dead-lettered again: the sink
+        # reads `dead-letters` itself, and must not feed it back to itself
+        kept = []
+        for r, rej in dead:
+            if self.topics[r.topic] == "dead-letters":
+                self.metrics.dead_letter("dead-letters", rej.reason)
+                log.warning("store: a dead letter was not stored (%s): %s", rej.reason, rej.error)
+            else:
+                kept.append((r, rej))
+        if kept:
+            sends = [await self._dead_letter(producer, r, rej) for r, rej in kept]
             await asyncio.gather(*sends)
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:

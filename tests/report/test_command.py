@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return golden.write(tmp_path_factory.mktemp("report") / "records.jsonl")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", "report", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -115,9 +117,12 @@ def test_bad_range_or_empty_source_exit_2(log: Path, args: list[str], message: s
 
 
 def test_no_source_exit_2(tmp_path: Path) -> None:
-    r = _run("--from", "2026-11-02", "--to", "2026-11-15")
+    # without --records: the record store, here one that does not exist
+    env = {k: v for k, v in os.environ.items() if k != "BANWATCH_DATABASE_URL"}
+    env["BANWATCH_DATA_DIR"] = str(tmp_path / "no-store")
+    r = _run("--from", "2026-11-02", "--to", "2026-11-15", env=env)
     assert r.returncode == 2
-    assert "--records" in r.stderr
+    assert "an empty store: no record store at" in r.stderr and "--records" in r.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", "utf-8")
     r = _run("--from", "2026-11-02", "--to", "2026-11-15", "--records", str(empty))

@@ -69,6 +69,27 @@ def test_audit_records_are_identified_by_their_content() -> None:
     assert row("audit", {**a, "actor": "op-2"}).values["digest"] != r1.values["digest"]
 
 
+def test_dead_letters_are_identified_by_their_content_and_timed() -> None:
+    d = {
+        "source_topic": "positions",
+        "partition": 0,
+        "offset": 41,
+        "key": "P-1",
+        "raw": '{"lat": 91}',
+        "error": "lat: Input should be less than or equal to 90",
+        "reason": "schema",
+        "ts": "2026-11-22T11:15:13+01:00",
+    }
+    r = row("dead-letters", d)
+    assert r.table is schema.dead_letters
+    assert r.values["source_topic"] == "positions" and r.values["reason"] == "schema"
+    assert r.values["ts"] == datetime(2026, 11, 22, 10, 15, 13)
+    assert r.values["digest"] == row("dead-letters", dict(reversed(d.items()))).values["digest"]
+    assert r.values["digest"] != row("dead-letters", {**d, "offset": 42}).values["digest"]
+    # replay's dead letters have no time: the record's (1,000 ms after the epoch)
+    assert row("dead-letters", {**d, "ts": None}).values["ts"] == datetime(1970, 1, 1, 0, 0, 1)
+
+
 def test_task_updates_are_keyed_by_task_ts_action_and_by() -> None:
     u = {
         "task_id": "T1",

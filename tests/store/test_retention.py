@@ -69,22 +69,45 @@ def test_old_positions_and_notes_are_gone_from_the_file_and_the_run_is_audited(
     in_force = ban_value("K2", 1)
     in_force["zones"]["features"][0]["properties"]["label"] = "KEEPZONE-cc33"
     store(engine, "contact-bans", "K2", in_force, OLD)
+
+    def dead(at: datetime, marker: str) -> dict[str, object]:  # a rejected position
+        raw = f'{{"person_id": "P-1", "lat": 59.3{marker}, "lon": 18.07}}'
+        return {
+            "source_topic": "positions",
+            "partition": 0,
+            "offset": 7,
+            "key": "P-1",
+            "raw": raw,
+            "error": f"ts: Field required (input {raw})",
+            "reason": "schema",
+            "ts": iso(at),
+        }
+
+    store(engine, "dead-letters", "P-1", dead(OLD, "114455"), OLD)
+    store(engine, "dead-letters", "P-1", dead(RECENT, "998877"), RECENT)
     consult = {"ts": iso(OLD), "actor": "op-1", "action": "consult", "object": "alert:A-old"}
     store(engine, "audit", "alert:A-old", consult, OLD)
     with engine.connect() as conn:  # the WAL holds the pages until a checkpoint
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     before = file_bytes(tmp_path)
-    for marker in (b"OLDPLACE-7f3a", b"OLDNOTE-5d2e", b"OLDTASK-2b1c", b"OLDZONE-aa11"):
+    old_markers = (b"OLDPLACE-7f3a", b"OLDNOTE-5d2e", b"OLDTASK-2b1c", b"OLDZONE-aa11", b"114455")
+    for marker in old_markers:
         assert marker in before  # the test can see what it looks for
 
     run = erase(engine, NOW, 90, actor="banwatch-store")
 
-    assert run.rows == {"alerts": 1, "tasks": 1, "task_updates": 1, "bans": 1}
+    assert run.rows == {
+        "alerts": 1,
+        "tasks": 1,
+        "task_updates": 1,
+        "dead_letters": 1,
+        "bans": 1,
+    }
     engine.dispose()
     after = file_bytes(tmp_path)
-    for marker in (b"OLDPLACE-7f3a", b"OLDNOTE-5d2e", b"OLDTASK-2b1c", b"OLDZONE-aa11"):
+    for marker in old_markers:
         assert marker not in after, marker
-    assert b"NEWPLACE-91bc" in after and b"KEEPZONE-cc33" in after
+    assert b"NEWPLACE-91bc" in after and b"KEEPZONE-cc33" in after and b"998877" in after
     with engine.connect() as conn:
         old = conn.execute(
             sa.select(schema.alerts.c.payload, schema.alerts.c.erased_at).where(
@@ -92,11 +115,22 @@ def test_old_positions_and_notes_are_gone_from_the_file_and_the_run_is_audited(
             )
         ).one()
         audits = conn.execute(sa.select(schema.audit.c.payload)).scalars().all()
+        dead_rows = conn.execute(
+            sa.select(schema.dead_letters.c.payload, schema.dead_letters.c.erased_at).order_by(
+                schema.dead_letters.c.ts
+            )
+        ).all()
     assert "position" not in old.payload and old.payload["kind"] == "zone_breach"
     assert old.erased_at is not None
+    # an old dead letter keeps what the report counts (reason, time, topic), not the record
+    assert [(d.payload.get("raw") is None, d.erased_at is None) for d in dead_rows] == [
+        (True, False),
+        (False, True),
+    ]
+    assert dead_rows[0].payload["reason"] == "schema" and "error" not in dead_rows[0].payload
     assert consult in audits  # audit is never erased
     assert [a["action"] for a in audits].count("erase") == 1
-    assert any(a["object"] == "store:retention" and "4 rows" in a["reason"] for a in audits)
+    assert any(a["object"] == "store:retention" and "5 rows" in a["reason"] for a in audits)
     # the ban in force keeps its zones: a restore still protects
     assert [b["ban_id"] for b in bans_in_force(engine, NOW)] == ["K1", "K2"]
     assert all(b["zones"]["features"] for b in bans_in_force(engine, NOW))

@@ -1,0 +1,136 @@
+"""`banwatch report` on the store of a real `banwatch up --demo` (embedded broker, worker,
+in-process sink, SQLite under a data directory): once the demo's breaches are stored, the report
+on that store, run while `up` still runs, writes HTML and JSON naming nobody, and its audit
+record is published to the `audit` topic (the broker answers) and stored once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from streams.kafka.blocking import follow
+from streams.kafka.broker import free_port
+from streams.store import schema
+from streams.store.db import SQLITE_FILE, engine_for
+from streams.store.export import export
+from tests.report.store import write_jsonl
+from tests.report.test_demo_store import check_private
+from tests.streams.test_commands import banwatch
+from tests.streams.workers import ROOT
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+class UpDemo:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "up", "--demo"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("ready in"):
+                self.ready.set()
+
+    def tail(self) -> str:
+        return "\n".join(self.lines[-40:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def test_report_on_the_store_of_up_demo(tmp_path: Path) -> None:
+    ports = {k: str(free_port()) for k in ("BROKER", "CONSOLE", "METRICS", "STORE", "WEB")}
+    data = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BANWATCH_")},
+        "BANWATCH_EMBEDDED_BROKER_PORT": ports["BROKER"],
+        "BANWATCH_CONSOLE_PORT": ports["CONSOLE"],
+        "BANWATCH_METRICS_PORT": ports["METRICS"],
+        "BANWATCH_STORE_METRICS_PORT": ports["STORE"],
+        "BANWATCH_WORKER_WEB_PORT": ports["WEB"],
+        "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
+        "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
+        "BANWATCH_DATA_DIR": str(data),
+    }
+    bootstrap = f"127.0.0.1:{ports['BROKER']}"
+    up = UpDemo(env)
+    try:
+        assert up.ready.wait(120), up.tail()
+        engine = engine_for(None, str(data))
+        deadline = time.monotonic() + 150
+        a = schema.alerts
+        while True:  # the demo's zone breach (about 40 s in) is stored by the sink
+            with engine.connect() as conn:
+                n = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(a)
+                    .where(a.c.kind == "zone_breach", a.c.priority == 1)
+                ).scalar_one()
+            if n:
+                break
+            assert time.monotonic() < deadline and up.proc.poll() is None, up.tail()
+            time.sleep(1)
+
+        today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+        first, last = str(today - timedelta(days=1)), str(today)
+        out, js = tmp_path / "demo.html", tmp_path / "demo.json"
+        user_env = {k: v for k, v in env.items() if k.startswith("BANWATCH_")}
+        r = banwatch(
+            "report", "--from", first, "--to", last, "--out", str(out), "--json", str(js),
+            "--by", "analyst-up", "--quiet", env=user_env, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert f"published to audit on {bootstrap}" in r.stdout, r.stdout
+        fig = json.loads(js.read_text("utf-8"))
+        assert fig["schema_version"] == 1 and fig["alerts"]["total"] == "<5"
+        html = out.read_text("utf-8")
+        assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+        rows = export(engine, datetime(2000, 1, 1), datetime(2100, 1, 1))
+        check_private(html, write_jsonl(tmp_path / "stored.jsonl", rows.records()))
+
+        obj = f"report:{first}..{last}"
+        on_topic = [
+            json.loads(rec.value or b"")
+            for rec in follow(bootstrap, "audit", True, idle_timeout_s=2)
+            if rec.key == obj.encode()
+        ]
+        assert [(v["actor"], v["action"]) for v in on_topic] == [("analyst-up", "consult")]
+        time.sleep(3)  # the sink has read the published copy by now: still one row
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(schema.audit.c.payload).where(schema.audit.c.object == obj)
+            ).scalars()
+            assert list(stored) == on_topic
+        engine.dispose()
+    finally:
+        up.stop()
+    assert (data / SQLITE_FILE).is_file()
