@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +32,12 @@ from alerts.model import (
     rfc3339,
     stable_id,
 )
+from alerts.routing import (
+    Concern,
+    fix_bans,
+    match_incident,
+    scoped,
+)
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
@@ -38,7 +45,6 @@ from geofence.decoding import Decoded, Reason, Rejected, Tombstone, decode
 from geofence.evaluation import duration
 from geofence.records import (
     AlertAction,
-    ContactBan,
     Incident,
     IncidentKind,
     LocationFix,
@@ -64,11 +70,15 @@ class Incoming:
     value: bytes | None
     partition: int = 0
     offset: int = 0
-    # Stream mode only. `scope`: the routing key the record was delivered under (a restrained
-    # person, or "incident:<id>"); a fix then only touches that person's bans. `matched`:
+    # Stream mode (and routed replay). `scope`: the routing key the record was delivered
+    # under (a restrained person, or "incident:<id>"); a fix then only touches that person's
+    # bans. `matched`:
     # for an incident, the bans it was matched to when routed ((ban_id, how), maybe empty).
     scope: str | None = None
     matched: tuple[tuple[str, str], ...] | None = None
+    # For a fix: the bans it concerns under `scope` (alerts/routing.py), when the caller
+    # routed it already: the engine does not ask the registry again.
+    bans: Sequence[Concern] | None = None
     # What `decode(topic, key, value, now, policy)` returned for this record, when the caller
     # already decoded it with the `now` it passes to `handle_batch` (the worker routes fixes
     # by their person first): not decoded twice.
@@ -141,8 +151,6 @@ PRUNE_EVERY_S = 3600.0
 _PRUNE_EVERY = timedelta(seconds=PRUNE_EVERY_S)  # compared exactly as total_seconds() would be
 
 
-#: An SOS is also matched to bans that ended (validity over, or revoked) this long ago (rule 8).
-SOS_AFTER_END = timedelta(days=30)
 #: The due time of a timer that is due at once (a state adopted for a ban lifted meanwhile).
 _AT_ONCE = datetime.min.replace(tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' resolution)
@@ -151,21 +159,6 @@ _TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' r
 #: Heap keys of unmatched alerts' timers start with this (no ban id can: ids have no
 #: control characters).
 _UNMATCHED = "\x1f"
-
-
-def sos_matches(ban: ContactBan, t: datetime) -> bool:
-    """An SOS at `t` matches the ban while it is in force and for `SOS_AFTER_END` after it
-    ended: its validity over, or revoked. A revoked ban carries no time of revocation: it
-    counts as ended at `valid_until` at the latest (an open-ended revoked ban matches from
-    `valid_from` on)."""
-    if t < ban.valid_from:
-        return False
-    return ban.valid_until is None or t < ban.valid_until + SOS_AFTER_END
-
-
-def incident_scope(incident_id: str) -> str:
-    """The routing key of an incident that matched no ban (and of its unmatched alert)."""
-    return f"incident:{incident_id}"
 
 
 class Engine:
@@ -402,9 +395,10 @@ class Engine:
         """Measure every fix against every zone of its person's bans in one pass, then apply
         the fixes one by one in record order."""
         reg = self.registry
-        # the in-force bans each fix concerns (its person restrained, then protected), each
-        # with the dict that will hold the fix's signed distance to every zone of the ban;
-        # the registry does not change while fixes are applied, so this is decided up front
+        # the in-force bans each fix concerns (alerts/routing.py: decided by the caller and
+        # carried on the message, else here), each restrained one with the dict that will hold
+        # the fix's signed distance to every zone of the ban; the registry does not change
+        # while fixes are applied, so this is decided up front
         work: list[list[tuple[str, HeldBan, bool, dict[str, float]]]] = []
         pair_slot: list[int] = []
         pair_lat: list[float] = []
@@ -412,14 +406,16 @@ class Engine:
         pair_dst: list[tuple[dict[str, float], str]] = []
         no_zones: dict[str, float] = {}  # shared, never written: protected persons' view
         for fix, msg in zip(fixes, fix_msgs, strict=True):
-            scope = msg.scope
-            ts = fix.ts
+            bans = msg.bans
+            if bans is None:
+                bans = fix_bans(reg, fix)
+                if msg.scope is not None:
+                    bans = scoped(bans, msg.scope)
             mine: list[tuple[str, HeldBan, bool, dict[str, float]]] = []
-            for ban_id in reg.restraining_ids(fix.person_id):
-                held = reg.get(ban_id)
-                assert held is not None
-                rec = held.record
-                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
+            for ban_id, held, restrained in bans:
+                if not restrained:
+                    # a ban never protects its restrained person: no zone distances here
+                    mine.append((ban_id, held, False, no_zones))
                     continue
                 zone_sd: dict[str, float] = {}
                 for zone_id, slot in held.slots.items():
@@ -428,14 +424,6 @@ class Engine:
                     pair_lon.append(fix.lon)
                     pair_dst.append((zone_sd, zone_id))
                 mine.append((ban_id, held, True, zone_sd))
-            for ban_id in reg.protecting_ids(fix.person_id):
-                held = reg.get(ban_id)
-                assert held is not None
-                rec = held.record
-                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
-                    continue
-                # a ban never protects its restrained person: no zone distances here
-                mine.append((ban_id, held, False, no_zones))
             work.append(mine)
         if pair_slot:
             sds = reg.table.signed_distances(
@@ -515,29 +503,8 @@ class Engine:
         return out
 
     def match_incident(self, inc: Incident) -> list[tuple[str, str]]:
-        """Match by ban id, else by person (restrained or protected), else by position inside
-        a ban's zone: (ban_id, how) pairs, sorted by ban id. Bans in force at the incident's
-        time; for an SOS also bans that ended within `SOS_AFTER_END` (rule 8)."""
-        reg = self.registry
-        ok = self._sos_match if inc.kind is IncidentKind.sos else self._in_force
-        matched: list[tuple[str, str]] = []
-        if inc.ban_id is not None and ok(inc.ban_id, inc.ts):
-            matched = [(inc.ban_id, "ban id")]
-        if not matched and inc.person_id is not None:
-            ids = sorted(set(reg.restraining(inc.person_id)) | set(reg.protecting(inc.person_id)))
-            matched = [(b, "person") for b in ids if ok(b, inc.ts)]
-        if not matched and inc.lat is not None and inc.lon is not None:
-            ids = sorted({b for b, _ in reg.zones_containing(inc.lat, inc.lon)})
-            matched = [(b, "position inside a zone") for b in ids if ok(b, inc.ts)]
-        return matched
-
-    def _in_force(self, ban_id: str, t: datetime) -> bool:
-        held = self.registry.get(ban_id)
-        return held is not None and held.record.in_force(t)
-
-    def _sos_match(self, ban_id: str, t: datetime) -> bool:
-        held = self.registry.get(ban_id)
-        return held is not None and sos_matches(held.record, t)
+        """The bans `inc` matches now (alerts/routing.py `match_incident`)."""
+        return match_incident(self.registry, inc)
 
     def _unmatched(self, inc: Incident, now: datetime) -> list[Output]:
         aid = stable_id("unmatched", inc.incident_id)
