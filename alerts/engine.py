@@ -18,8 +18,12 @@ from enum import StrEnum
 
 import numpy as np
 
+from alerts import lifecycle, timers
 from alerts.assignment import Fleet
-from alerts.banstate import BanState, Ctx, dispatch
+from alerts.banstate import BanState, Ctx
+from alerts.detectors import incidents
+from alerts.fixpath import apply_fix
+from alerts.lifecycle import dispatch
 from alerts.model import (
     ALERTS,
     DEAD_LETTERS,
@@ -269,7 +273,7 @@ class Engine:
             st = self.states[owner]
             if held is not None:
                 ctx = self._ctx(held, self._now(now))
-                st.apply_action(ctx, d)
+                lifecycle.apply_action(st, ctx, d)
                 out.extend(self._collect(owner, ctx))
             else:
                 out.extend(self._act(st.alerts[d.alert_id], d))  # its ban was lifted since
@@ -310,7 +314,7 @@ class Engine:
             return []
         at, why = ending
         self.touched.add(ban_id)
-        return st.end_of_life(at, why)
+        return lifecycle.end_of_life(st, at, why)
 
     def _end_due(self, ban_id: str, st: BanState) -> datetime | None:
         """When the ban's end of life is due for `st` (`_AT_ONCE` when it is already over but
@@ -335,14 +339,14 @@ class Engine:
             # retention is a day or a week: looking once an hour per ban is soon enough, and
             # walking every alert on every fix was a quarter of the engine's time per fix
             self._pruned[ban_id] = ctx.now
-            for alert_id in self.states[ban_id].prune(ctx.now, self.policy):
+            for alert_id in lifecycle.prune(self.states[ban_id], ctx.now, self.policy):
                 self.alert_owner.pop(alert_id, None)  # an ack for it is now an unknown alert
         self._schedule(ban_id)
         return ctx.out
 
     def _schedule(self, ban_id: str) -> None:
         st = self.states[ban_id]
-        nxt = st.next_deadline(self.policy)
+        nxt = timers.next_deadline(st, self.policy)
         end = self._end_due(ban_id, st)
         if end is not None and (nxt is None or end < nxt):
             nxt = end
@@ -450,7 +454,7 @@ class Engine:
                     st = states[ban_id] = BanState(ban_id)
                 elif st.ended is not None:
                     continue  # its alerts were closed when the ban ended: nothing opens again
-                if not st.apply_fix(ctx, fix, restrained, zone_sd):
+                if not apply_fix(st, ctx, fix, restrained, zone_sd):
                     late = True
                 if ctx.failures:
                     failed.extend(ctx.failures)
@@ -496,7 +500,7 @@ class Engine:
                 # an SOS for an ended ban: its life ends first, so the SOS alert stays open
                 out.extend(self._end_of_life(ban_id, now))
             ctx = self._ctx(held, now)
-            st.apply_incident(ctx, inc, how, responsible=i == 0)
+            incidents.apply(st, ctx, inc, how, responsible=i == 0)
             out.extend(self._collect(ban_id, ctx))
         if not matched:
             out.extend(self._unmatched(inc, now))
@@ -581,9 +585,9 @@ class Engine:
                 if held is not None and held.record.status == "active" and at > _AT_ONCE:
                     # validity over at `at`: what was due before it still happens first
                     ctx = self._ctx(held, now)
-                    st.tick(ctx, at - _TICK)
+                    timers.tick(st, ctx, at - _TICK)
                     out.extend(self._collect(ban_id, ctx))
-                out.extend(st.end_of_life(at, why))
+                out.extend(lifecycle.end_of_life(st, at, why))
                 self.touched.add(ban_id)
                 if held is not None:
                     self._schedule(ban_id)
@@ -591,7 +595,7 @@ class Engine:
             if held is None:
                 continue
             ctx = self._ctx(held, now)
-            st.tick(ctx, now)
+            timers.tick(st, ctx, now)
             out.extend(self._collect(ban_id, ctx))
         return out
 
