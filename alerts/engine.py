@@ -150,7 +150,7 @@ def _as_text(raw: bytes, budget: int) -> str | None:
     return text
 
 
-#: How often a ban's resolved and closed alerts are looked for (see BanState.prune).
+#: How often a ban's resolved and closed alerts are looked for (see alerts/lifecycle.py `prune`).
 PRUNE_EVERY_S = 3600.0
 _PRUNE_EVERY = timedelta(seconds=PRUNE_EVERY_S)  # compared exactly as total_seconds() would be
 
