@@ -88,33 +88,38 @@ def fresh(a: datetime, b: datetime, max_age_s: float) -> bool:
     return abs((a - b).total_seconds()) <= max_age_s
 
 
+@dataclass(eq=False)
 class BanState:
-    def __init__(self, ban_id: str) -> None:
-        self.ban_id = ban_id
-        self.newest: dict[str, datetime] = {}  # device -> newest applied event time
-        self.last_fix: dict[str, LastFix] = {}  # person -> latest applied fix
-        self.episodes: dict[str, Episode] = {}  # episode key -> geometric state
-        self.open: dict[str, str] = {}  # episode key -> alert id of its live alert
-        self.alerts: dict[str, Alert] = {}
-        self.approach: dict[str, deque[tuple[datetime, float, float]]] = {}
-        self.watch: dict[str, LastFix] = {}  # monitored ankle tags -> last fix
-        self.signal_rise: dict[str, datetime] = {}  # device -> when signal_lost reaches p1
-        self.incidents_seen: set[str] = set()
-        self.opened: dict[str, int] = {}  # "kind|target" -> alerts opened so far
-        # past episodes per key: (first, last) event time, so that an out-of-order fix inside
-        # a span that was already alerted on is not "late evidence"
-        self.spans: dict[str, deque[tuple[datetime, datetime]]] = {}
-        # rule 3: per device, the newest applied fix and the newest plausible one (the same
-        # object unless the newest was an implausible jump)
-        self.device_last: dict[str, LastFix] = {}
-        self.device_anchor: dict[str, LastFix] = {}
-        # rule 4: approach episode key -> event time it last closed in
-        self.closing_at: dict[str, datetime] = {}
-        # rule 5: per person, a thin recent history (bans with proximity_m only)
-        self.recent: dict[str, deque[LastFix]] = {}
-        # when the ban's end of life (lifted, revoked, validity over) was applied here: its
-        # alerts were resolved then; None while the ban is (again) in force
-        self.ended: datetime | None = None
+    """Every field is written to the ban's snapshot and read back (alerts/snapshot.py derives
+    the codec from these type hints: a new field needs no other change, unless its type is
+    one the codec does not know yet). `alerts` is stored as a list of alerts (each keyed by
+    its `alert_id`)."""
+
+    ban_id: str
+    newest: dict[str, datetime] = field(default_factory=dict)  # device -> newest event time
+    last_fix: dict[str, LastFix] = field(default_factory=dict)  # person -> latest applied fix
+    episodes: dict[str, Episode] = field(default_factory=dict)  # episode key -> geometric state
+    open: dict[str, str] = field(default_factory=dict)  # episode key -> its live alert's id
+    alerts: dict[str, Alert] = field(default_factory=dict, metadata={"keyed_by": "alert_id"})
+    approach: dict[str, deque[tuple[datetime, float, float]]] = field(default_factory=dict)
+    watch: dict[str, LastFix] = field(default_factory=dict)  # monitored ankle tags -> last fix
+    signal_rise: dict[str, datetime] = field(default_factory=dict)  # device -> p1 due
+    incidents_seen: set[str] = field(default_factory=set)
+    opened: dict[str, int] = field(default_factory=dict)  # "kind|target" -> alerts opened
+    # past episodes per key: (first, last) event time, so that an out-of-order fix inside
+    # a span that was already alerted on is not "late evidence"
+    spans: dict[str, deque[tuple[datetime, datetime]]] = field(default_factory=dict)
+    # rule 3: per device, the newest applied fix and the newest plausible one (the same
+    # object unless the newest was an implausible jump)
+    device_last: dict[str, LastFix] = field(default_factory=dict)
+    device_anchor: dict[str, LastFix] = field(default_factory=dict)
+    # rule 4: approach episode key -> event time it last closed in
+    closing_at: dict[str, datetime] = field(default_factory=dict)
+    # rule 5: per person, a thin recent history (bans with proximity_m only)
+    recent: dict[str, deque[LastFix]] = field(default_factory=dict)
+    # when the ban's end of life (lifted, revoked, validity over) was applied here: its
+    # alerts were resolved then; None while the ban is (again) in force
+    ended: datetime | None = None
 
     def at_time(self, person: str, ts: datetime, max_age_s: float) -> LastFix | None:
         """Rule 5: `person`'s latest fix if it is within `max_age_s` of `ts`, else the fix of

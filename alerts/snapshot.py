@@ -22,25 +22,33 @@ Pure: no I/O, no clock, no environment.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import types
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from datetime import UTC, datetime
+from enum import Enum
 from math import isfinite
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from alerts.banstate import BanState, LastFix
-from alerts.model import Alert, Kind, State
+from alerts.banstate import BanState
+from alerts.model import Alert
 from alerts.tasks import KnockTracker
-from geofence.evaluation import Confidence, Episode
 
 # 2: contract v2 state (device plausibility, closing in, recent fixes, end of life)
 VERSION = 2
 
 T = TypeVar("T")
-E = TypeVar("E", Kind, State, Confidence)
+E = TypeVar("E", bound=Enum)
+
+#: Formats a datetime (the path names where it is, for an error).
+Ts = Callable[[datetime, str], str]
+#: Writes one value of a type: (value, ts) -> JSON-ready value.
+Encoder = Callable[[Any, Ts], Any]
+#: Reads one value of a type: (JSON value, path) -> value, or SnapshotError.
+Decoder = Callable[[object, str], Any]
 
 
 class SnapshotError(ValueError):
@@ -51,8 +59,8 @@ class SnapshotError(ValueError):
 # ------------------------------------------------------------------------------ public API
 def dump_ban_state(st: BanState) -> dict[str, Any]:
     """Everything `st` holds, as a JSON-ready dict (`"v": VERSION`)."""
-    # Written for every fix the stream applies, so: each datetime object is formatted once
-    # (a fix's time is in `newest`, `last_fix` and `watch`), empty maps cost no loop.
+    # Written for every ban a commit persists, so: each datetime object is formatted once
+    # (a fix's time is in `newest`, `last_fix` and `watch`).
     texts: dict[int, str] = {}
 
     def ts(t: datetime, where: str) -> str:
@@ -61,135 +69,34 @@ def dump_ban_state(st: BanState) -> dict[str, Any]:
             text = texts[id(t)] = _ts(t, where)
         return text
 
-    def fix(f: LastFix, where: str) -> dict[str, Any]:
-        lat, lon, acc, jump = f.lat, f.lon, f.accuracy_m, f.jump_mps
-        plain = type(lat) is float and type(lon) is float and type(acc) is float
-        if not (plain and isfinite(lat) and isfinite(lon) and isfinite(acc)):
-            return {
-                "lat": _num(lat),
-                "lon": _num(lon),
-                "accuracy_m": _num(acc),
-                "ts": ts(f.ts, where),
-                "device_id": f.device_id,
-                "jump_mps": _num(jump),
-            }
-        return {
-            "lat": lat,
-            "lon": lon,
-            "accuracy_m": acc,
-            "ts": ts(f.ts, where),
-            "device_id": f.device_id,
-            "jump_mps": jump if type(jump) is float and isfinite(jump) else _num(jump),
-        }
-
-    return {
-        "v": VERSION,
-        "ban_id": st.ban_id,
-        "newest": [[k, ts(t, "newest")] for k, t in st.newest.items()] if st.newest else [],
-        "last_fix": [[k, fix(f, "last_fix")] for k, f in st.last_fix.items()]
-        if st.last_fix
-        else [],
-        "episodes": [
-            [k, {"level": e.level.value, "outside": e.outside}] for k, e in st.episodes.items()
-        ]
-        if st.episodes
-        else [],
-        "open": [[k, aid] for k, aid in st.open.items()] if st.open else [],
-        "alerts": [_alert_out(a, ts) for a in st.alerts.values()] if st.alerts else [],
-        "approach": [
-            [
-                k,
-                {
-                    "maxlen": q.maxlen,
-                    "items": [[ts(t, "approach"), _num(d), _num(acc)] for t, d, acc in q],
-                },
-            ]
-            for k, q in st.approach.items()
-        ]
-        if st.approach
-        else [],
-        "watch": [[k, fix(f, "watch")] for k, f in st.watch.items()] if st.watch else [],
-        "signal_rise": [[k, ts(t, "signal_rise")] for k, t in st.signal_rise.items()]
-        if st.signal_rise
-        else [],
-        "incidents_seen": sorted(st.incidents_seen),
-        "opened": [[k, n] for k, n in st.opened.items()] if st.opened else [],
-        "spans": [
-            [
-                k,
-                {
-                    "maxlen": q.maxlen,
-                    "items": [[ts(a, "spans"), ts(b, "spans")] for a, b in q],
-                },
-            ]
-            for k, q in st.spans.items()
-        ]
-        if st.spans
-        else [],
-        "device_last": [[k, fix(f, "device_last")] for k, f in st.device_last.items()]
-        if st.device_last
-        else [],
-        "device_anchor": [[k, fix(f, "device_anchor")] for k, f in st.device_anchor.items()]
-        if st.device_anchor
-        else [],
-        "closing_at": [[k, ts(t, "closing_at")] for k, t in st.closing_at.items()]
-        if st.closing_at
-        else [],
-        "recent": [
-            [k, {"maxlen": q.maxlen, "items": [fix(f, "recent") for f in q]}]
-            for k, q in st.recent.items()
-        ]
-        if st.recent
-        else [],
-        "ended": None if st.ended is None else ts(st.ended, "ended"),
-    }
+    out: dict[str, Any] = {"v": VERSION}
+    for name, enc in _BAN_ENCODERS:
+        out[name] = enc(getattr(st, name), ts)
+    return out
 
 
 def load_ban_state(data: Mapping[str, Any]) -> BanState:
     """The `BanState` that `dump_ban_state` wrote; `SnapshotError` if `data` is not one."""
     d = _doc(data, "ban state", _BAN_KEYS)
-    st = BanState(_str(d["ban_id"], "ban_id"))
-    st.newest = _pairs(d["newest"], "newest", _dt)
-    st.last_fix = _pairs(d["last_fix"], "last_fix", _fix_in)
-    st.episodes = _pairs(d["episodes"], "episodes", _episode_in)
-    st.open = _pairs(d["open"], "open", _str)
-    alerts = _list(d["alerts"], "alerts")
-    for i, raw in enumerate(alerts):
-        a = _alert_in(_obj(raw, f"alerts[{i}]", _ALERT_KEYS), f"alerts[{i}]")
-        if a.alert_id in st.alerts:
-            raise SnapshotError(f"snapshot: alerts[{i}]: duplicate alert_id")
-        st.alerts[a.alert_id] = a
+    st: BanState = BanState(**{name: dec(d[name], name) for name, dec in _BAN_DECODERS})
     if not set(st.open.values()) <= st.alerts.keys():
         raise SnapshotError("snapshot: open: refers to an alert the state does not hold")
-    st.approach = _pairs(d["approach"], "approach", lambda x, w: _deque_in(x, w, _approach_in))
-    st.watch = _pairs(d["watch"], "watch", _fix_in)
-    st.signal_rise = _pairs(d["signal_rise"], "signal_rise", _dt)
-    seen = [
-        _str(x, f"incidents_seen[{i}]")
-        for i, x in enumerate(_list(d["incidents_seen"], "incidents_seen"))
-    ]
-    st.incidents_seen = set(seen)
-    if len(st.incidents_seen) != len(seen):
-        raise SnapshotError("snapshot: incidents_seen: duplicate incident id")
-    st.opened = _pairs(d["opened"], "opened", _int)
-    st.spans = _pairs(d["spans"], "spans", lambda x, w: _deque_in(x, w, _span_in))
-    st.device_last = _pairs(d["device_last"], "device_last", _fix_in)
-    st.device_anchor = _pairs(d["device_anchor"], "device_anchor", _fix_in)
-    st.closing_at = _pairs(d["closing_at"], "closing_at", _dt)
-    st.recent = _pairs(d["recent"], "recent", lambda x, w: _deque_in(x, w, _fix_in))
-    st.ended = None if d["ended"] is None else _dt(d["ended"], "ended")
     return st
 
 
 def dump_alert(a: Alert) -> dict[str, Any]:
     """Every field of `a`, as a JSON-ready dict (`"v": VERSION`): an unmatched-incident
     alert."""
-    return {"v": VERSION, **_alert_out(a, _ts)}
+    out: dict[str, Any] = {"v": VERSION}
+    out.update(_ALERT_ENCODER(a, _ts))
+    return out
 
 
 def load_alert(data: Mapping[str, Any]) -> Alert:
     """The `Alert` that `dump_alert` wrote; `SnapshotError` if `data` is not one."""
-    return _alert_in(_doc(data, "alert", _ALERT_KEYS), "alert")
+    d = _doc(data, "alert", _ALERT_KEYS)
+    a: Alert = _ALERT_DECODER({k: v for k, v in d.items() if k != "v"}, "alert")
+    return a
 
 
 def dump_knock(tracker: KnockTracker, person: str) -> dict[str, Any] | None:
@@ -276,47 +183,8 @@ def _value_out(v: Any, where: str) -> Any:
     raise SnapshotError(f"snapshot: {where}: not a JSON value")
 
 
-def _alert_out(a: Alert, ts: Callable[[datetime, str], str]) -> dict[str, Any]:
-    def opt_ts(t: datetime | None, where: str) -> str | None:
-        return None if t is None else ts(t, where)
-
-    return {
-        "alert_id": a.alert_id,
-        "kind": a.kind.value,
-        "priority": a.priority,
-        "confidence": a.confidence,
-        "ban_id": a.ban_id,
-        "ban_version": a.ban_version,
-        "restrained_person": a.restrained_person,
-        "opened_at": ts(a.opened_at, "alert.opened_at"),
-        "reason": a.reason,
-        "zone_id": a.zone_id,
-        "protected_person": a.protected_person,
-        "device_id": a.device_id,
-        "incident_id": a.incident_id,
-        "position": _value_out(a.position, "alert.position"),
-        "protected_position": _value_out(a.protected_position, "alert.protected_position"),
-        "distance_m": None if a.distance_m is None else _num(a.distance_m),
-        "recommended_units": _value_out(a.recommended_units, "alert.recommended_units"),
-        "state": a.state.value,
-        "seq": a.seq,
-        "updated_at": opt_ts(a.updated_at, "alert.updated_at"),
-        "episode": a.episode,
-        "p1_since": opt_ts(a.p1_since, "alert.p1_since"),
-        "acknowledged_by": a.acknowledged_by,
-        "resolved_by": a.resolved_by,
-        "followups_sent": a.followups_sent,
-        "respond_sent": a.respond_sent,
-        "evidence_count": a.evidence_count,
-    }
-
-
 # ------------------------------------------------------------------------------ reading
 # Each reader takes the raw JSON value and `where` (a path of names and indices, never data).
-# A field added to BanState or Alert but not here makes every load fail: loudly, not lossily.
-_BAN_KEYS = frozenset(dump_ban_state(BanState("")))
-_ALERT_KEYS = frozenset(f.name for f in fields(Alert))
-_FIX_KEYS = frozenset({"lat", "lon", "accuracy_m", "ts", "device_id", "jump_mps"})
 _NAME = re.compile(r"[a-z_$][a-z0-9_]{0,39}")
 
 
@@ -361,10 +229,6 @@ def _str(x: object, where: str) -> str:
     if not isinstance(x, str):
         raise _bad(where, "a string")
     return x
-
-
-def _opt_str(x: object, where: str) -> str | None:
-    return None if x is None else _str(x, where)
 
 
 def _int(x: object, where: str) -> int:
@@ -418,16 +282,6 @@ def _tuple(x: object, where: str, n: int) -> list[Any]:
     return x
 
 
-def _approach_in(x: object, where: str) -> tuple[datetime, float, float]:
-    t, d, acc = _tuple(x, where, 3)
-    return _dt(t, where), _float(d, where), _float(acc, where)
-
-
-def _span_in(x: object, where: str) -> tuple[datetime, datetime]:
-    a, b = _tuple(x, where, 2)
-    return _dt(a, where), _dt(b, where)
-
-
 def _deque_in(x: object, where: str, item: Callable[[object, str], T]) -> deque[T]:
     d = _obj(x, where, frozenset({"maxlen", "items"}))
     m = d["maxlen"]
@@ -436,25 +290,6 @@ def _deque_in(x: object, where: str, item: Callable[[object, str], T]) -> deque[
     if maxlen is not None and len(items) > maxlen:
         raise SnapshotError(f"snapshot: {where}: more items than maxlen")
     return deque((item(v, f"{where}.items[{i}]") for i, v in enumerate(items)), maxlen=maxlen)
-
-
-def _fix_in(x: object, where: str) -> LastFix:
-    d = _obj(x, where, _FIX_KEYS)
-    return LastFix(
-        _float(d["lat"], f"{where}.lat"),
-        _float(d["lon"], f"{where}.lon"),
-        _float(d["accuracy_m"], f"{where}.accuracy_m"),
-        _dt(d["ts"], f"{where}.ts"),
-        _str(d["device_id"], f"{where}.device_id"),
-        _float(d["jump_mps"], f"{where}.jump_mps"),
-    )
-
-
-def _episode_in(x: object, where: str) -> Episode:
-    d = _obj(x, where, frozenset({"level", "outside"}))
-    return Episode(
-        _enum(Confidence, d["level"], f"{where}.level"), _int(d["outside"], f"{where}.outside")
-    )
 
 
 def _enum(cls: type[E], x: object, where: str) -> E:
@@ -487,48 +322,198 @@ def _value_obj(v: object, where: str) -> dict[str, Any]:
     return out
 
 
-def _opt_value(v: object, where: str) -> dict[str, Any] | None:
-    return None if v is None else _value_obj(v, where)
+# ------------------------------------------------------------------- derived from the types
+# The codec of a type is built once, from its type hints: str, int, bool and float (non-finite
+# by name), datetime (RFC 3339), enums (by value), `X | None`, dict[str, Any] (a free-form
+# JSON object, as published), dict[str, X] (`[key, value]` pairs in insertion order), or a
+# list of the values when the dataclass field says `keyed_by` (the values' own key field),
+# list[X], set[str] (sorted), deque[X] ({"maxlen", "items"}), tuple[X, ...] of a fixed length,
+# and dataclasses (an object of every field, in field order). A type it does not know is an
+# error at import: a new state field of a new kind of type is added here, once.
 
 
-def _alert_in(d: Mapping[str, Any], where: str) -> Alert:
-    def at(key: str) -> str:
-        return f"{where}.{key}"
+def _same(v: Any, ts: Ts) -> Any:
+    return v
 
-    def opt_dt(key: str) -> datetime | None:
-        return None if d[key] is None else _dt(d[key], at(key))
 
-    units = _list(d["recommended_units"], at("recommended_units"))
-    ban_version = d["ban_version"]
-    distance = d["distance_m"]
-    return Alert(
-        alert_id=_str(d["alert_id"], at("alert_id")),
-        kind=_enum(Kind, d["kind"], at("kind")),
-        priority=_int(d["priority"], at("priority")),
-        confidence=_opt_str(d["confidence"], at("confidence")),
-        ban_id=_opt_str(d["ban_id"], at("ban_id")),
-        ban_version=None if ban_version is None else _int(ban_version, at("ban_version")),
-        restrained_person=_opt_str(d["restrained_person"], at("restrained_person")),
-        opened_at=_dt(d["opened_at"], at("opened_at")),
-        reason=_str(d["reason"], at("reason")),
-        zone_id=_opt_str(d["zone_id"], at("zone_id")),
-        protected_person=_opt_str(d["protected_person"], at("protected_person")),
-        device_id=_opt_str(d["device_id"], at("device_id")),
-        incident_id=_opt_str(d["incident_id"], at("incident_id")),
-        position=_opt_value(d["position"], at("position")),
-        protected_position=_opt_value(d["protected_position"], at("protected_position")),
-        distance_m=None if distance is None else _float(distance, at("distance_m")),
-        recommended_units=[
-            _value_obj(u, at(f"recommended_units[{i}]")) for i, u in enumerate(units)
-        ],
-        state=_enum(State, d["state"], at("state")),
-        seq=_int(d["seq"], at("seq")),
-        updated_at=opt_dt("updated_at"),
-        episode=_str(d["episode"], at("episode")),
-        p1_since=opt_dt("p1_since"),
-        acknowledged_by=_opt_str(d["acknowledged_by"], at("acknowledged_by")),
-        resolved_by=_opt_str(d["resolved_by"], at("resolved_by")),
-        followups_sent=_bool(d["followups_sent"], at("followups_sent")),
-        respond_sent=_bool(d["respond_sent"], at("respond_sent")),
-        evidence_count=_int(d["evidence_count"], at("evidence_count")),
-    )
+def _float_out(v: Any, ts: Ts) -> Any:
+    return v if type(v) is float and isfinite(v) else _num(v)
+
+
+def _optional(tp: Any) -> Any | None:
+    """X for `X | None`, else None."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
+def _is_json_object(tp: Any) -> bool:
+    return get_origin(tp) is dict and get_args(tp)[1] is Any
+
+
+def _encoder(tp: Any, where: str) -> Encoder:
+    inner = _optional(tp)
+    if inner is not None:
+        if _is_json_object(inner):
+            return lambda v, ts: _value_out(v, where)
+        enc = _encoder(inner, where)
+        return lambda v, ts: None if v is None else enc(v, ts)
+    if tp in (str, int, bool):
+        return _same
+    if tp is float:
+        return _float_out
+    if tp is datetime:
+        return lambda v, ts: ts(v, where)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return lambda v, ts: v.value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_encoder(tp, where)
+    origin, args = get_origin(tp), get_args(tp)
+    if _is_json_object(tp):
+        return lambda v, ts: _value_out(v, where)
+    if origin is dict and args[0] is str:
+        enc = _encoder(args[1], where)
+        if enc is _same:
+            return lambda v, ts: [[k, x] for k, x in v.items()] if v else []
+        return lambda v, ts: [[k, enc(x, ts)] for k, x in v.items()] if v else []
+    if origin is list:
+        if _is_json_object(args[0]):
+            return lambda v, ts: _value_out(v, where)
+        enc = _encoder(args[0], where)
+        return lambda v, ts: [enc(x, ts) for x in v]
+    if origin is set and args[0] is str:
+        return lambda v, ts: sorted(v)
+    if origin is deque:
+        enc = _encoder(args[0], where)
+        return lambda v, ts: {"maxlen": v.maxlen, "items": [enc(x, ts) for x in v]}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        encs = [_encoder(a, where) for a in args]
+        if all(e is _same for e in encs):
+            return lambda v, ts: list(v)
+        return lambda v, ts: [e(x, ts) for e, x in zip(encs, v, strict=True)]
+    raise TypeError(f"snapshot: {where}: no codec for {tp!r}")
+
+
+def _dataclass_encoder(cls: type, where: str) -> Encoder:
+    fields = _field_encoders(cls, where)
+
+    def enc(v: Any, ts: Ts) -> dict[str, Any]:
+        return {name: e(getattr(v, name), ts) for name, e in fields}
+
+    return enc
+
+
+def _field_encoders(cls: type, where: str | None) -> list[tuple[str, Encoder]]:
+    """(field name, encoder) for every field of dataclass `cls`; `where` None: top level."""
+    hints = get_type_hints(cls)
+    out: list[tuple[str, Encoder]] = []
+    for f in dataclasses.fields(cls):
+        path = f.name if where is None else f"{where}.{f.name}"
+        tp = hints[f.name]
+        if f.metadata.get("keyed_by"):
+            enc = _encoder(get_args(tp)[1], path)
+            out.append((f.name, _values_encoder(enc)))
+        else:
+            out.append((f.name, _encoder(tp, path)))
+    return out
+
+
+def _values_encoder(enc: Encoder) -> Encoder:
+    return lambda v, ts: [enc(x, ts) for x in v.values()] if v else []
+
+
+def _decoder(tp: Any) -> Decoder:
+    inner = _optional(tp)
+    if inner is not None:
+        dec = _decoder(inner)
+        return lambda x, w: None if x is None else dec(x, w)
+    if tp is str:
+        return _str
+    if tp is int:
+        return _int
+    if tp is bool:
+        return _bool
+    if tp is float:
+        return _float
+    if tp is datetime:
+        return _dt
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        cls = tp
+        return lambda x, w: _enum(cls, x, w)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_decoder(tp)
+    origin, args = get_origin(tp), get_args(tp)
+    if _is_json_object(tp):
+        return _value_obj
+    if origin is dict and args[0] is str:
+        dec = _decoder(args[1])
+        return lambda x, w: _pairs(x, w, dec)
+    if origin is list:
+        dec = _decoder(args[0])
+        return lambda x, w: [dec(v, f"{w}[{i}]") for i, v in enumerate(_list(x, w))]
+    if origin is set and args[0] is str:
+        return _str_set
+    if origin is deque:
+        dec = _decoder(args[0])
+        return lambda x, w: _deque_in(x, w, dec)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        decs = [_decoder(a) for a in args]
+        n = len(decs)
+        return lambda x, w: tuple(d(v, w) for d, v in zip(decs, _tuple(x, w, n), strict=True))
+    raise TypeError(f"snapshot: no codec for {tp!r}")
+
+
+def _dataclass_decoder(cls: type[T]) -> Callable[[object, str], T]:
+    fields = _field_decoders(cls)
+    keys = frozenset(name for name, _ in fields)
+
+    def dec(x: object, where: str) -> T:
+        d = _obj(x, where, keys)
+        return cls(**{name: f(d[name], f"{where}.{name}") for name, f in fields})
+
+    return dec
+
+
+def _field_decoders(cls: type) -> list[tuple[str, Decoder]]:
+    hints = get_type_hints(cls)
+    out: list[tuple[str, Decoder]] = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = f.metadata.get("keyed_by")
+        if key:
+            out.append((f.name, _keyed_decoder(_decoder(get_args(tp)[1]), key)))
+        else:
+            out.append((f.name, _decoder(tp)))
+    return out
+
+
+def _keyed_decoder(dec: Decoder, key: str) -> Decoder:
+    def read(x: object, where: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, raw in enumerate(_list(x, where)):
+            v = dec(raw, f"{where}[{i}]")
+            k = getattr(v, key)
+            if k in out:
+                raise SnapshotError(f"snapshot: {where}[{i}]: duplicate {key}")
+            out[k] = v
+        return out
+
+    return read
+
+
+def _str_set(x: object, where: str) -> set[str]:
+    items = [_str(v, f"{where}[{i}]") for i, v in enumerate(_list(x, where))]
+    out = set(items)
+    if len(out) != len(items):
+        raise SnapshotError(f"snapshot: {where}: duplicate value")
+    return out
+
+
+_BAN_ENCODERS = _field_encoders(BanState, None)
+_BAN_DECODERS = [(name, dec) for name, dec in _field_decoders(BanState)]
+_BAN_KEYS = frozenset(name for name, _ in _BAN_ENCODERS)
+_ALERT_ENCODER = _dataclass_encoder(Alert, "alert")
+_ALERT_DECODER = _dataclass_decoder(Alert)
+_ALERT_KEYS = frozenset(f.name for f in dataclasses.fields(Alert))
