@@ -4,6 +4,12 @@ One engine serves both drivers. `banwatch replay` runs it on an event-time clock
 as event time advances); the stream worker calls `handle_batch` with the wall clock and `tick`
 on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
 measured in one vectorised pass, then the per-ban state machines run in record order.
+
+(About 600 lines, on purpose: this is where records meet the per-ban states, and the one
+timer heap, the alert owners and the `touched` sets it keeps must change together on every
+path: input, incidents, timers, end of life, the stream's hand-over. What a record concerns
+is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py, alerts/detectors/,
+alerts/lifecycle.py and alerts/timers.py.)
 """
 
 from __future__ import annotations
