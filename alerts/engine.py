@@ -4,6 +4,12 @@ One engine serves both drivers. `banwatch replay` runs it on an event-time clock
 as event time advances); the stream worker calls `handle_batch` with the wall clock and `tick`
 on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
 measured in one vectorised pass, then the per-ban state machines run in record order.
+
+(About 600 lines, on purpose: this is where records meet the per-ban states, and the one
+timer heap, the alert owners and the `touched` sets it keeps must change together on every
+path: input, incidents, timers, end of life, the stream's hand-over. What a record concerns
+is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py, alerts/detectors/,
+alerts/lifecycle.py and alerts/timers.py.)
 """
 
 from __future__ import annotations
@@ -11,14 +17,19 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
 
+from alerts import lifecycle, timers
 from alerts.assignment import Fleet
-from alerts.banstate import BanState, Ctx, dispatch
+from alerts.banstate import BanState, Ctx
+from alerts.detectors import incidents
+from alerts.fixpath import apply_fix
+from alerts.lifecycle import dispatch
 from alerts.model import (
     ALERTS,
     DEAD_LETTERS,
@@ -31,6 +42,12 @@ from alerts.model import (
     rfc3339,
     stable_id,
 )
+from alerts.routing import (
+    Concern,
+    fix_bans,
+    match_incident,
+    scoped,
+)
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
@@ -38,7 +55,6 @@ from geofence.decoding import Decoded, Reason, Rejected, Tombstone, decode
 from geofence.evaluation import duration
 from geofence.records import (
     AlertAction,
-    ContactBan,
     Incident,
     IncidentKind,
     LocationFix,
@@ -64,11 +80,15 @@ class Incoming:
     value: bytes | None
     partition: int = 0
     offset: int = 0
-    # Stream mode only. `scope`: the routing key the record was delivered under (a restrained
-    # person, or "incident:<id>"); a fix then only touches that person's bans. `matched`:
+    # Stream mode (and routed replay). `scope`: the routing key the record was delivered
+    # under (a restrained person, or "incident:<id>"); a fix then only touches that person's
+    # bans. `matched`:
     # for an incident, the bans it was matched to when routed ((ban_id, how), maybe empty).
     scope: str | None = None
     matched: tuple[tuple[str, str], ...] | None = None
+    # For a fix: the bans it concerns under `scope` (alerts/routing.py), when the caller
+    # routed it already: the engine does not ask the registry again.
+    bans: Sequence[Concern] | None = None
     # What `decode(topic, key, value, now, policy)` returned for this record, when the caller
     # already decoded it with the `now` it passes to `handle_batch` (the worker routes fixes
     # by their person first): not decoded twice.
@@ -136,13 +156,11 @@ def _as_text(raw: bytes, budget: int) -> str | None:
     return text
 
 
-#: How often a ban's resolved and closed alerts are looked for (see BanState.prune).
+#: How often a ban's resolved and closed alerts are looked for (see alerts/lifecycle.py `prune`).
 PRUNE_EVERY_S = 3600.0
 _PRUNE_EVERY = timedelta(seconds=PRUNE_EVERY_S)  # compared exactly as total_seconds() would be
 
 
-#: An SOS is also matched to bans that ended (validity over, or revoked) this long ago (rule 8).
-SOS_AFTER_END = timedelta(days=30)
 #: The due time of a timer that is due at once (a state adopted for a ban lifted meanwhile).
 _AT_ONCE = datetime.min.replace(tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' resolution)
@@ -151,21 +169,6 @@ _TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' r
 #: Heap keys of unmatched alerts' timers start with this (no ban id can: ids have no
 #: control characters).
 _UNMATCHED = "\x1f"
-
-
-def sos_matches(ban: ContactBan, t: datetime) -> bool:
-    """An SOS at `t` matches the ban while it is in force and for `SOS_AFTER_END` after it
-    ended: its validity over, or revoked. A revoked ban carries no time of revocation: it
-    counts as ended at `valid_until` at the latest (an open-ended revoked ban matches from
-    `valid_from` on)."""
-    if t < ban.valid_from:
-        return False
-    return ban.valid_until is None or t < ban.valid_until + SOS_AFTER_END
-
-
-def incident_scope(incident_id: str) -> str:
-    """The routing key of an incident that matched no ban (and of its unmatched alert)."""
-    return f"incident:{incident_id}"
 
 
 class Engine:
@@ -276,7 +279,7 @@ class Engine:
             st = self.states[owner]
             if held is not None:
                 ctx = self._ctx(held, self._now(now))
-                st.apply_action(ctx, d)
+                lifecycle.apply_action(st, ctx, d)
                 out.extend(self._collect(owner, ctx))
             else:
                 out.extend(self._act(st.alerts[d.alert_id], d))  # its ban was lifted since
@@ -317,7 +320,7 @@ class Engine:
             return []
         at, why = ending
         self.touched.add(ban_id)
-        return st.end_of_life(at, why)
+        return lifecycle.end_of_life(st, at, why)
 
     def _end_due(self, ban_id: str, st: BanState) -> datetime | None:
         """When the ban's end of life is due for `st` (`_AT_ONCE` when it is already over but
@@ -342,14 +345,14 @@ class Engine:
             # retention is a day or a week: looking once an hour per ban is soon enough, and
             # walking every alert on every fix was a quarter of the engine's time per fix
             self._pruned[ban_id] = ctx.now
-            for alert_id in self.states[ban_id].prune(ctx.now, self.policy):
+            for alert_id in lifecycle.prune(self.states[ban_id], ctx.now, self.policy):
                 self.alert_owner.pop(alert_id, None)  # an ack for it is now an unknown alert
         self._schedule(ban_id)
         return ctx.out
 
     def _schedule(self, ban_id: str) -> None:
         st = self.states[ban_id]
-        nxt = st.next_deadline(self.policy)
+        nxt = timers.next_deadline(st, self.policy)
         end = self._end_due(ban_id, st)
         if end is not None and (nxt is None or end < nxt):
             nxt = end
@@ -402,9 +405,10 @@ class Engine:
         """Measure every fix against every zone of its person's bans in one pass, then apply
         the fixes one by one in record order."""
         reg = self.registry
-        # the in-force bans each fix concerns (its person restrained, then protected), each
-        # with the dict that will hold the fix's signed distance to every zone of the ban;
-        # the registry does not change while fixes are applied, so this is decided up front
+        # the in-force bans each fix concerns (alerts/routing.py: decided by the caller and
+        # carried on the message, else here), each restrained one with the dict that will hold
+        # the fix's signed distance to every zone of the ban; the registry does not change
+        # while fixes are applied, so this is decided up front
         work: list[list[tuple[str, HeldBan, bool, dict[str, float]]]] = []
         pair_slot: list[int] = []
         pair_lat: list[float] = []
@@ -412,14 +416,16 @@ class Engine:
         pair_dst: list[tuple[dict[str, float], str]] = []
         no_zones: dict[str, float] = {}  # shared, never written: protected persons' view
         for fix, msg in zip(fixes, fix_msgs, strict=True):
-            scope = msg.scope
-            ts = fix.ts
+            bans = msg.bans
+            if bans is None:
+                bans = fix_bans(reg, fix)
+                if msg.scope is not None:
+                    bans = scoped(bans, msg.scope)
             mine: list[tuple[str, HeldBan, bool, dict[str, float]]] = []
-            for ban_id in reg.restraining_ids(fix.person_id):
-                held = reg.get(ban_id)
-                assert held is not None
-                rec = held.record
-                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
+            for ban_id, held, restrained in bans:
+                if not restrained:
+                    # a ban never protects its restrained person: no zone distances here
+                    mine.append((ban_id, held, False, no_zones))
                     continue
                 zone_sd: dict[str, float] = {}
                 for zone_id, slot in held.slots.items():
@@ -428,14 +434,6 @@ class Engine:
                     pair_lon.append(fix.lon)
                     pair_dst.append((zone_sd, zone_id))
                 mine.append((ban_id, held, True, zone_sd))
-            for ban_id in reg.protecting_ids(fix.person_id):
-                held = reg.get(ban_id)
-                assert held is not None
-                rec = held.record
-                if (scope is not None and rec.restrained_person != scope) or not rec.in_force(ts):
-                    continue
-                # a ban never protects its restrained person: no zone distances here
-                mine.append((ban_id, held, False, no_zones))
             work.append(mine)
         if pair_slot:
             sds = reg.table.signed_distances(
@@ -462,7 +460,7 @@ class Engine:
                     st = states[ban_id] = BanState(ban_id)
                 elif st.ended is not None:
                     continue  # its alerts were closed when the ban ended: nothing opens again
-                if not st.apply_fix(ctx, fix, restrained, zone_sd):
+                if not apply_fix(st, ctx, fix, restrained, zone_sd):
                     late = True
                 if ctx.failures:
                     failed.extend(ctx.failures)
@@ -508,36 +506,15 @@ class Engine:
                 # an SOS for an ended ban: its life ends first, so the SOS alert stays open
                 out.extend(self._end_of_life(ban_id, now))
             ctx = self._ctx(held, now)
-            st.apply_incident(ctx, inc, how, responsible=i == 0)
+            incidents.apply(st, ctx, inc, how, responsible=i == 0)
             out.extend(self._collect(ban_id, ctx))
         if not matched:
             out.extend(self._unmatched(inc, now))
         return out
 
     def match_incident(self, inc: Incident) -> list[tuple[str, str]]:
-        """Match by ban id, else by person (restrained or protected), else by position inside
-        a ban's zone: (ban_id, how) pairs, sorted by ban id. Bans in force at the incident's
-        time; for an SOS also bans that ended within `SOS_AFTER_END` (rule 8)."""
-        reg = self.registry
-        ok = self._sos_match if inc.kind is IncidentKind.sos else self._in_force
-        matched: list[tuple[str, str]] = []
-        if inc.ban_id is not None and ok(inc.ban_id, inc.ts):
-            matched = [(inc.ban_id, "ban id")]
-        if not matched and inc.person_id is not None:
-            ids = sorted(set(reg.restraining(inc.person_id)) | set(reg.protecting(inc.person_id)))
-            matched = [(b, "person") for b in ids if ok(b, inc.ts)]
-        if not matched and inc.lat is not None and inc.lon is not None:
-            ids = sorted({b for b, _ in reg.zones_containing(inc.lat, inc.lon)})
-            matched = [(b, "position inside a zone") for b in ids if ok(b, inc.ts)]
-        return matched
-
-    def _in_force(self, ban_id: str, t: datetime) -> bool:
-        held = self.registry.get(ban_id)
-        return held is not None and held.record.in_force(t)
-
-    def _sos_match(self, ban_id: str, t: datetime) -> bool:
-        held = self.registry.get(ban_id)
-        return held is not None and sos_matches(held.record, t)
+        """The bans `inc` matches now (alerts/routing.py `match_incident`)."""
+        return match_incident(self.registry, inc)
 
     def _unmatched(self, inc: Incident, now: datetime) -> list[Output]:
         aid = stable_id("unmatched", inc.incident_id)
@@ -614,9 +591,9 @@ class Engine:
                 if held is not None and held.record.status == "active" and at > _AT_ONCE:
                     # validity over at `at`: what was due before it still happens first
                     ctx = self._ctx(held, now)
-                    st.tick(ctx, at - _TICK)
+                    timers.tick(st, ctx, at - _TICK)
                     out.extend(self._collect(ban_id, ctx))
-                out.extend(st.end_of_life(at, why))
+                out.extend(lifecycle.end_of_life(st, at, why))
                 self.touched.add(ban_id)
                 if held is not None:
                     self._schedule(ban_id)
@@ -624,7 +601,7 @@ class Engine:
             if held is None:
                 continue
             ctx = self._ctx(held, now)
-            st.tick(ctx, now)
+            timers.tick(st, ctx, now)
             out.extend(self._collect(ban_id, ctx))
         return out
 

@@ -22,13 +22,14 @@ from typing import Any
 import faust
 
 from alerts.engine import UNKNOWN_ALERT_DEAD_LETTER_BYTES, Engine, Incoming, Outcome
+from alerts.routing import alert_route_key, incident_targets
 from config.policy import Policy
 from config.topics import PARTITIONS, TopicNames
 from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, Rejected
 from geofence.records import AlertAction, Incident
 from streams.worker.observer import Observer
 from streams.worker.publish import Publisher, utc_now
-from streams.worker.routing import alert_route_key, incident_targets, record_key
+from streams.worker.routing import record_key
 
 log = logging.getLogger("banwatch.worker")
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from alerts.engine import Engine, incident_scope
+from alerts.engine import Engine
+from alerts.routing import incident_scope
 from alerts.snapshot import (
     dump_alert,
     dump_ban_state,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerts.banstate import BanState
+from alerts.detectors import approach, proximity, signal, zone
 from alerts.engine import Engine, Incoming
 from config.policy import load_policy
 from tests.unit.test_cli import BAN, FIX
@@ -16,22 +16,27 @@ from tests.unit.test_cli import BAN, FIX
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 VICTIM_FIX = dict(FIX, person_id="P-1102", device_id="VD-1", lat=59.1951, source="victim_device")
 
+# (detector module, its fix entry point, the detector's name in the dead letter)
 DETECTORS = [
-    ("_signal_seen", "signal_lost"),
-    ("_zone", "zone_breach"),
-    ("_proximity", "proximity_breach"),
-    ("_approach", "approach"),
+    (signal, "seen", "signal_lost"),
+    (zone, "detect", "zone_breach"),
+    (proximity, "detect", "proximity_breach"),
+    (approach, "detect", "approach"),
 ]
 
 
-@pytest.mark.parametrize(("method", "name"), DETECTORS)
+@pytest.mark.parametrize(("module", "method", "name"), DETECTORS)
 def test_each_fix_detector_is_isolated(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, method: str, name: str
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    module: object,
+    method: str,
+    name: str,
 ) -> None:
     def boom(*_args: object) -> None:
         raise RuntimeError("detector bug")
 
-    monkeypatch.setattr(BanState, method, boom)
+    monkeypatch.setattr(module, method, boom)
     eng = Engine(load_policy())
     eng.handle(Incoming("contact-bans", None, json.dumps(BAN).encode()), NOW)
     eng.handle(Incoming("positions", "P-1102", json.dumps(VICTIM_FIX).encode()), NOW)

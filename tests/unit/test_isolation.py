@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerts.banstate import BanState
+from alerts.detectors import approach
 from alerts.engine import Engine, Incoming
 from config.policy import load_policy
 from tests.unit.test_cli import BAN, FIX
@@ -19,7 +19,7 @@ def test_broken_detector_does_not_silence_breach(monkeypatch: pytest.MonkeyPatch
     def boom(*_args: object) -> None:
         raise RuntimeError("detector bug")
 
-    monkeypatch.setattr(BanState, "_approach", boom)
+    monkeypatch.setattr(approach, "detect", boom)
     eng = Engine(load_policy())
     eng.handle(Incoming("contact-bans", None, json.dumps(BAN).encode()), NOW)
     res = eng.handle(Incoming("positions", "P-7731", json.dumps(FIX).encode(), 0, 7), NOW)

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
-from alerts.banstate import LastFix, _surely_plausible, implied_speed
+from alerts.banstate import LastFix
+from alerts.detectors.plausibility import _surely_plausible, implied_speed
 from alerts.engine import Engine, Incoming
 from alerts.model import Alert, Kind
 from alerts.tasks import KnockTracker

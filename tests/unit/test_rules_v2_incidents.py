@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.engine import SOS_AFTER_END, Engine, Incoming
+from alerts.engine import Engine, Incoming
+from alerts.routing import SOS_AFTER_END
 from config.policy import load_policy
 from geofence.decoding import BANS, INCIDENTS, POSITIONS
 from streams.cli import main
