@@ -87,15 +87,14 @@ class StoreInUp:
 
 def main(settings: Settings) -> int:
     """`banwatch store`: the sink against the configured broker and database until a signal."""
-    from streams.commands import bootstrap_of
-
     logging.basicConfig(
         level=logging.INFO if settings.log_level in ("info", "debug") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for chatty in ("kafka", "aiokafka", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    bootstrap = bootstrap_of(settings)
+    # the configured broker, else the embedded one `banwatch up` runs (as streams.cli.commands)
+    bootstrap = settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}"
     engine = engine_for(settings.database_url, settings.data_dir)
     metrics = StoreMetrics()
     port = settings.store_metrics_port
