@@ -218,7 +218,8 @@ async def serve_console(
             feed_task.result()  # raises what stopped it
             raise RuntimeError("the console's feed stopped")
         if caught_up.done():
-            await restore_alerts(store, records)
+            if settings.kafka_bootstrap is None:  # the embedded broker: it kept nothing
+                await restore_alerts(store, records)
             log.info("console on %s", url)
             if ready is not None:
                 ready(url)
@@ -240,10 +241,11 @@ async def serve_console(
 
 async def restore_alerts(store: Store, records: Records) -> int:
     """Put on the board, marked `restored`, the alerts the record store holds as not resolved
-    that the topics do not (called once the feed has caught up). After `banwatch up` restarts
-    on an empty embedded broker these are the alerts that were open before; on a broker that
-    kept its topics, nothing (the topics hold them all, live). A store that cannot be read
-    leaves the board as the topics make it, with a warning."""
+    that the topics do not (called once the feed has caught up, and only on the embedded
+    broker, which keeps nothing across a restart: on Kafka the topics are the board, and an
+    alert older than their retention may still be tracked by a worker). After `banwatch up`
+    restarts these are the alerts that were open before. A store that cannot be read leaves
+    the board as the topics make it, with a warning."""
     try:
         alerts = await asyncio.to_thread(records.restorable_alerts)
     except Exception as exc:
