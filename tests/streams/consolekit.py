@@ -32,7 +32,7 @@ TOKENS = {
     VIEWER: Principal(user="sup-3", role="viewer"),
     PATROL: Principal(user="pat-2140", role="patrol", unit="SÖ-2140"),
     PATROL_OTHER: Principal(user="pat-2150", role="patrol", unit="SÖ-2150"),
-    AUDITOR: Principal(user="aud-1", role="auditor"),
+    AUDITOR: Principal(user="aud-1", role="auditor", unit=None),
 }
 ROLE_TOKENS = {"dispatcher": DISPATCHER, "viewer": VIEWER, "patrol": PATROL, "auditor": AUDITOR}
 NOW = datetime(2026, 11, 22, 21, 50, tzinfo=UTC)
