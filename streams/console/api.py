@@ -242,7 +242,12 @@ async def alert_detail(request: web.Request) -> web.Response:
     ):
         # an alert of the history (no longer on the topics) or restored after a restart:
         # its revisions come from the record store
-        stored = await _search(c.records.alert_revisions, {"alert_id": alert_id})
+        try:
+            stored = await _search(c.records.alert_revisions, {"alert_id": alert_id})
+        except web.HTTPServiceUnavailable:
+            if alert is None:
+                raise
+            stored = []  # a restored alert still opens with what the board holds
         if stored:
             source = "store"
             revisions = stored
