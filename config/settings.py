@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Role = Literal["dispatcher", "patrol", "viewer"]
+Role = Literal["dispatcher", "patrol", "viewer", "auditor"]
 
 
 class SettingsError(Exception):

@@ -44,9 +44,10 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from config.topics import PARTITIONS, TopicNames
 from streams.bench import workload
+from streams.bench.store import StoreFigures, StoreWatch
 from streams.kafka.topics import ensure_topics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository root (streams/bench/stream.py)
 _ALL = list(range(PARTITIONS))
 _partitioner = DefaultPartitioner()
 
@@ -303,6 +304,7 @@ class Drain:
     peak_rss_mb: float
     publish_s: float  # how long handing the backlog to the broker took
     settle_s: float = 0.0  # ready -> idle (a fresh worker validates every ban first)
+    store: StoreFigures | None = None  # the record-store sink meanwhile (streams/bench/store.py)
 
     @property
     def per_s(self) -> float:
@@ -322,16 +324,23 @@ def drain(
     patrol_cars: int,
     timeout_s: float,
     settle: Callable[[Proc, str], float] | None = None,
+    store: bool = False,
 ) -> Drain:
     """Start a worker on the bans, let it settle, then publish `n_fixes` (+ sentinels) as fast
-    as the producer can and time how fast the worker gets through them."""
+    as the producer can and time how fast the worker gets through them. With `store`, the
+    record-store sink runs meanwhile and its records/s and lag are measured too."""
     prefix = new_prefix(kind)
     names = setup(bootstrap, prefix, reg, patrol_cars)
     rate = 10_000.0
+    watch = StoreWatch(bootstrap, prefix) if store else None
     proc = start(prefix)
     try:
+        if watch is not None:
+            watch.start()
         ready = proc.start(600.0)
         settle_s = (settle or idle)(proc, prefix)
+        if watch is not None:
+            watch.settle()  # the bans stored before the clock runs
         # Event times end 2 s before now: none is from the future when it arrives. They are
         # stamped once the worker has settled: stamped before its start, they were as old as
         # its start and settling (25 s to 200 s), and the wall-clock escalation of every alert
@@ -345,9 +354,15 @@ def drain(
             workload.fix(s, end, False, True, rnd, device=f"EM-S{s.restrained[2:]}")
             for s in reg.sentinels()
         ]
-        figures = asyncio.run(_drain(proc, bootstrap, names, [*fixes, *sentinels], timeout_s))
+        figures = asyncio.run(
+            _drain(proc, bootstrap, names, [*fixes, *sentinels], timeout_s, watch)
+        )
+        if watch is not None:
+            figures.store = watch.figures(timeout_s)
     finally:
         proc.stop()
+        if watch is not None:
+            watch.close()
     figures.startup_s = ready - proc.started_at
     figures.settle_s = settle_s
     return figures
@@ -415,6 +430,7 @@ async def _drain(
     names: TopicNames,
     records: list[tuple[str, bytes]],
     timeout_s: float,
+    store: StoreWatch | None = None,
 ) -> Drain:
     sentinels = [json.loads(v)["device_id"] for _, v in records[-PARTITIONS:]]
     watch = AlertWatch(bootstrap, names.alerts, sentinels)
@@ -423,6 +439,8 @@ async def _drain(
         await asyncio.sleep(0.5)  # the reader is positioned
         cpu0 = proc.cpu_s()
         t0 = time.monotonic()
+        if store is not None:
+            store.mark_start()
         await _publish(bootstrap, names.positions, records)
         publish_s = time.monotonic() - t0
         try:
@@ -431,6 +449,8 @@ async def _drain(
             raise RuntimeError(
                 f"drain: {len(watch.seen)} of {len(sentinels)} sentinel alerts in {timeout_s:.0f} s"
             ) from None
+        if store is not None:
+            store.mark_worker_done()
         cpu = proc.cpu_s() - cpu0
         return Drain(
             fixes=len(records),

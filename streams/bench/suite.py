@@ -178,6 +178,7 @@ class Run:
 
     def _drain(self, start: Callable[[str], bench_stream.Proc], fixes: int, kind: str,
                settle: Callable[[bench_stream.Proc, str], float] | None = None,
+               store: bool = False,
                ) -> bench_stream.Drain:  # fmt: skip
         d = bench_stream.drain(
             self.bootstrap,
@@ -188,6 +189,7 @@ class Run:
             self.sizes.patrol_cars,
             timeout_s=max(120.0, fixes / 100.0),
             settle=settle,
+            store=store,
         )
         self.log(
             f"{kind}: {d.per_s:,.0f} fixes/s ({d.fixes:,} fixes in {d.seconds:.1f} s, "
@@ -203,8 +205,20 @@ class Run:
             self.sizes.stream_fixes,
             "stream",
             settle=bench_stream.worker_settled(bs),
+            store=True,
         )
         self.results["stream_fixes_per_s"] = round(d.per_s)
+        if d.store is not None:  # the record-store sink, in this process, meanwhile
+            st = d.store
+            self.results["store_records_per_s"] = round(st.per_s)
+            self.results["store_max_lag"] = st.max_lag
+            self.results["store_catch_up_s"] = round(st.catch_up_s, 1)
+            self.details["stream"]["store_fixes_per_s_equivalent"] = round(d.fixes / st.seconds)
+            self.log(
+                f"store: {st.per_s:,.0f} records/s ({st.records:,} records in {st.seconds:.1f} s, "
+                f"max lag {st.max_lag:,}, {st.lag_at_worker_done:,} waiting when the worker was "
+                f"done, caught up {st.catch_up_s:.1f} s later)"
+            )
         self.results["stream_worker_cpu_us_per_fix"] = round(d.cpu_us_per_fix)
         self.results["stream_worker_start_s"] = round(d.startup_s, 1)
 

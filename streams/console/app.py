@@ -9,11 +9,17 @@ Routes (CONTRACT.md, "Dispatch console HTTP API", plus what the page needs):
 | `GET /static/...` | anyone: the page's code and the vendored map library, no data |
 | `POST /login`, `POST /logout` | a token for a session cookie, and back |
 | `GET /api/me` | any role: who the session belongs to |
-| `GET /api/alerts` | dispatcher, viewer |
+| `GET /api/alerts` | dispatcher, viewer (the live board) |
+| `GET /api/alerts?state=all&...` | dispatcher: the history, from the record store; audited |
+| `GET /api/audit?object=&actor=&from=&to=&limit=&offset=` | auditor only; audited |
 | `GET /api/alerts/{alert_id}` | dispatcher, viewer; writes an `audit` record first |
 | `POST /api/alerts/{alert_id}/ack`, `/resolve` | dispatcher; publishes an AlertAction |
-| `GET /api/stream` | every role, each sees its own: patrol units only their unit's tasks |
+| `GET /api/stream` | dispatcher, viewer, patrol: each its own (a unit only its tasks) |
 | `GET /api/tasks?unit=ID` | dispatcher, viewer; patrol for its own unit only |
+
+The `auditor` role reads the audit and nothing else: every other API route answers it 403.
+The history (`state=all` or one state, `ban_id`, `person`, `kind`, `from`, `to`) and the audit
+(`object`, `actor`, `from`, `to`) are paged by `limit` (default 50, at most 200) and `offset`.
 
 Guards, on every response: a strict Content-Security-Policy (`default-src 'self'`, no inline
 script or style, `frame-ancestors 'none'`), `X-Content-Type-Options: nosniff`,
@@ -49,6 +55,7 @@ from streams.console.context import (
     SESSION,
     Console,
     Publish,
+    Records,
     audit,
     client_address,
     forbidden,
@@ -91,6 +98,7 @@ def make_app(
     sessions: Sessions | None = None,
     keepalive_s: float = 15.0,
     secure_cookie: bool = False,
+    records: Records | None = None,
 ) -> web.Application:
     """The console as an aiohttp application. `publish` must raise when the record was not
     accepted (then the request fails with 503 and, for a detail, nothing is shown)."""
@@ -108,6 +116,7 @@ def make_app(
         clock=clock,
         keepalive_s=keepalive_s,
         secure_cookie=secure_cookie,
+        records=records,
     )
     r = app.router
     r.add_get("/healthz", healthz)
@@ -120,6 +129,7 @@ def make_app(
     r.add_post("/api/alerts/{alert_id}/ack", api.acknowledge)
     r.add_post("/api/alerts/{alert_id}/resolve", api.resolve)
     r.add_get("/api/tasks", api.list_tasks)
+    r.add_get("/api/audit", api.audit_search)
     r.add_get("/api/stream", stream.events)
     r.add_static("/static", STATIC, follow_symlinks=False, show_index=False)
     app.on_shutdown.append(_close_streams)

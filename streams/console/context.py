@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -47,6 +47,28 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class Page(Protocol):
+    """One page of a search: the records, how many match in all, where the page starts."""
+
+    @property
+    def items(self) -> list[dict[str, Any]]: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class Records(Protocol):
+    """The record store as the console sees it: read-only searches (`streams.store.queries.
+    Records`, wired by `streams/console/service.py`). Blocking calls: run them in a thread."""
+
+    def alert_history(self, **filters: Any) -> Page: ...
+    def audit_search(self, **filters: Any) -> Page: ...
+    def alert_revisions(self, alert_id: str) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Console:
     """Everything the handlers share (one per application)."""
@@ -61,6 +83,8 @@ class Console:
     keepalive_s: float
     pending_s: float = 15.0
     secure_cookie: bool = False
+    #: the record store (history and audit searches); None: the console runs without one
+    records: Records | None = None
     streams: set[asyncio.Queue[Event | None]] = field(default_factory=set)
     pending: dict[tuple[str, str], float] = field(default_factory=dict)
 

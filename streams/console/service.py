@@ -36,6 +36,7 @@ from streams.kafka.clients import groupless_consumer, record_producer
 from streams.kafka.faust_patches import exact_ends
 from streams.kafka.feeds import rewind_if_truncated
 from streams.metrics.prometheus import Metrics
+from streams.store.queries import Records
 
 log = logging.getLogger("banwatch.console")
 
@@ -192,7 +193,8 @@ async def serve_console(
             topics[topic], key=key.encode("utf-8"), value=encode_json(value)
         )
 
-    app = make_app(store, publish, tokens, health=feed.healthy)
+    records = Records.open(settings.database_url, settings.data_dir)
+    app = make_app(store, publish, tokens, health=feed.healthy, records=records)
     runner = web.AppRunner(
         app,
         access_log_class=AccessLog,
@@ -216,6 +218,8 @@ async def serve_console(
             feed_task.result()  # raises what stopped it
             raise RuntimeError("the console's feed stopped")
         if caught_up.done():
+            if settings.kafka_bootstrap is None:  # the embedded broker: it kept nothing
+                await restore_alerts(store, records)
             log.info("console on %s", url)
             if ready is not None:
                 ready(url)
@@ -232,6 +236,27 @@ async def serve_console(
                 await feed_task
         await runner.cleanup()
         await producer.stop()
+        records.close()
+
+
+async def restore_alerts(store: Store, records: Records) -> int:
+    """Put on the board, marked `restored`, the alerts the record store holds as not resolved
+    that the topics do not (called once the feed has caught up, and only on the embedded
+    broker, which keeps nothing across a restart: on Kafka the topics are the board, and an
+    alert older than their retention may still be tracked by a worker). After `banwatch up`
+    restarts these are the alerts that were open before. A store that cannot be read leaves
+    the board as the topics make it, with a warning."""
+    try:
+        alerts = await asyncio.to_thread(records.restorable_alerts)
+    except Exception as exc:
+        log.warning(
+            "open alerts not restored: the record store did not answer (%s)", type(exc).__name__
+        )
+        return 0
+    n = sum(1 for a in alerts if store.restore_alert(a))
+    if n:
+        log.warning("%d open alerts restored from the record store (no worker tracks them)", n)
+    return n
 
 
 def _url(site: web.TCPSite, host: str) -> str:

@@ -80,6 +80,7 @@ class Store:
         self._n = 0
         self._listeners: list[Listener] = []
         self.skipped = 0  # records that were not what the contract says
+        self._restored: set[str] = set()  # alerts seeded from the record store, not live
 
     # ------------------------------------------------------------------ feeding
     def apply_alert(self, value: object) -> bool:
@@ -90,6 +91,10 @@ class Store:
         assert isinstance(value, dict)
         aid: str = value["alert_id"]
         seq: int = value["seq"]
+        if aid in self._restored:  # a live revision replaces what the store said, whatever seq
+            self._restored.discard(aid)
+            self._alerts.pop(aid, None)
+            self._revisions.pop(aid, None)
         revs = self._revisions.setdefault(aid, {})
         revs.setdefault(seq, value)
         while len(revs) > self.max_revisions:
@@ -104,6 +109,38 @@ class Store:
                 task = self._tasks[tid]
                 self._emit("task", self._task_view(task), task.get("unit_id"))
         return True
+
+    def restore_alert(self, value: object) -> bool:
+        """Put an alert from the record store on the board, marked `restored`: it was open when
+        the embedded broker lost its topics, and no stream worker tracks it any more. An alert
+        the topics already hold is left alone (True only when it was added)."""
+        if not _is_alert(value):
+            self.skipped += 1
+            return False
+        assert isinstance(value, dict)
+        aid: str = value["alert_id"]
+        if aid in self._alerts:
+            return False
+        view = {**value, "restored": True}
+        self._restored.add(aid)
+        self._alerts[aid] = view
+        self._revisions[aid] = {value["seq"]: view}
+        self._emit("alert", view)
+        return True
+
+    def is_restored(self, alert_id: str) -> bool:
+        return alert_id in self._restored
+
+    def close_restored(self, alert_id: str) -> Value | None:
+        """Take a restored alert off the board (a dispatcher closed it; the audit record says
+        so): it shows as `resolved` with `closed_in_console`. None if it is not a restored one."""
+        held = self._alerts.get(alert_id)
+        if alert_id not in self._restored or held is None:
+            return None
+        view = {**held, "state": "resolved", "closed_in_console": True}
+        self._alerts[alert_id] = view
+        self._emit("alert", view)
+        return view
 
     def apply_task(self, value: object) -> bool:
         """Apply one task; True if it is new or changed."""
@@ -200,6 +237,7 @@ class Store:
         return {
             "alerts": len(self._alerts),
             "open_alerts": sum(1 for a in self._alerts.values() if a.get("state") != "resolved"),
+            "restored_alerts": len(self._restored),
             "tasks": len(self._tasks),
             "bans": len(self._bans),
             "units": len(self._units),

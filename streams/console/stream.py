@@ -21,7 +21,7 @@ import json
 from aiohttp import web
 
 from config.settings import Principal
-from streams.console.context import CONSOLE, SESSION, principal_of, rfc3339_ms
+from streams.console.context import CONSOLE, SESSION, require, rfc3339_ms
 from streams.console.store import Event, Value
 
 QUEUE = 2000
@@ -43,7 +43,7 @@ def _frame(event: str, data: Value, event_id: str | None = None) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    who = principal_of(request)
+    who = require(request, "dispatcher", "viewer", "patrol")  # not the auditor: audit only
     c = request.app[CONSOLE]
     store = c.store
     queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)

@@ -67,6 +67,38 @@ def engine_for(database: str | None, data_dir: str) -> Engine:
     return make_engine(database_url(database, data_dir))
 
 
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA query_only=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def reader_engine(database: str | None, data_dir: str) -> Engine:
+    """A read-only engine on the store, for the console's searches: the SQLite file opened
+    `mode=ro` (never created: a missing store fails the query, not a write) with `query_only`,
+    or PostgreSQL with every transaction read-only."""
+    if database:
+        url = database_url(database, data_dir)
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url)
+            sa.event.listen(engine, "connect", _sqlite_reader_pragmas)
+            return engine
+        return sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=2,
+            connect_args={
+                "connect_timeout": 5,
+                "options": "-c default_transaction_read_only=on",
+            },
+        )
+    path = (Path(data_dir) / SQLITE_FILE).resolve()
+    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    sa.event.listen(engine, "connect", _sqlite_reader_pragmas)
+    return engine
+
+
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest migration (idempotent; run at every start)."""
     cfg = Config()

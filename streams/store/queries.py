@@ -104,3 +104,71 @@ def audit_search(
     if (t := _naive_utc(end)) is not None:
         q = q.where(au.c.ts < t)
     return _page(engine, q, (au.c.ts.desc(), au.c.digest), limit, offset)
+
+
+#: The audit action with which a dispatcher takes a restored alert off the board (the stream
+#: worker no longer tracks it, so no revision can close it; see `restorable_alerts`).
+RESOLVE_RESTORED = "resolve_restored"
+
+
+def alert_revisions(engine: Engine, alert_id: str) -> list[dict[str, Any]]:
+    """Every stored revision of one alert, oldest first."""
+    a = schema.alerts
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(a.c.payload).where(a.c.alert_id == alert_id).order_by(a.c.seq)
+        ).scalars()
+        return [r for r in rows if r is not None]
+
+
+def restorable_alerts(engine: Engine, limit: int = 1000) -> list[dict[str, Any]]:
+    """The latest stored revision of each alert that was not resolved, newest first (at most
+    `limit`), leaving out the ones a dispatcher closed after a restart (an audit record with
+    action `resolve_restored` on `alert:<id>`). After the embedded broker lost its topics these
+    are the alerts that were still on the board."""
+    a = schema.alerts
+    au = schema.audit
+    latest = (
+        sa.select(a.c.alert_id, sa.func.max(a.c.seq).label("seq")).group_by(a.c.alert_id)
+    ).subquery()
+    closed = sa.exists().where(
+        au.c.action == RESOLVE_RESTORED, au.c.object == sa.literal("alert:") + a.c.alert_id
+    )
+    q = (
+        sa.select(a.c.payload)
+        .join(latest, sa.and_(a.c.alert_id == latest.c.alert_id, a.c.seq == latest.c.seq))
+        .where(sa.or_(a.c.state.is_(None), a.c.state != "resolved"), sa.not_(closed))
+        .order_by(a.c.ts.desc(), a.c.alert_id)
+        .limit(max(1, limit))
+    )
+    with engine.connect() as conn:
+        return [r for r in conn.execute(q).scalars() if r is not None]
+
+
+class Records:
+    """The console's read-only handle on the store: the searches above on one engine (made by
+    `streams.store.db.reader_engine`). Blocking: the console calls it in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, database: str | None, data_dir: str) -> Records:
+        from streams.store.db import reader_engine
+
+        return cls(reader_engine(database, data_dir))
+
+    def alert_history(self, **filters: Any) -> Page:
+        return alert_history(self.engine, **filters)
+
+    def audit_search(self, **filters: Any) -> Page:
+        return audit_search(self.engine, **filters)
+
+    def alert_revisions(self, alert_id: str) -> list[dict[str, Any]]:
+        return alert_revisions(self.engine, alert_id)
+
+    def restorable_alerts(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return restorable_alerts(self.engine, limit)
+
+    def close(self) -> None:
+        self.engine.dispose()

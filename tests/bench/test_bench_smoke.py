@@ -46,6 +46,10 @@ def test_a_quick_run_writes_every_figure(tmp_path: Path) -> None:
         assert isinstance(value, int | float) and math.isfinite(value), (key, value)
         assert value > 0, (key, value)
     assert doc["errors"] == {} and doc["missing"] == [], doc["errors"]
+    # the record-store sink during the stream step: it stored something and caught up
+    assert results["store_records_per_s"] > 0
+    assert isinstance(results["store_max_lag"], int) and results["store_max_lag"] >= 0
+    assert 0 <= results["store_catch_up_s"] < 120
     # context for the latency figures: what the worker (or relay) and the broker used meanwhile
     for step in ("latency", "latency_relay"):
         for proc_name in ("worker", "broker"):

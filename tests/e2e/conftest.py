@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -72,6 +73,8 @@ def _up(timeout_s: float = 90.0) -> Service:
         "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
         "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
         "BANWATCH_LOG_LEVEL": "warn",
+        # a record store of its own: none of an earlier run's bans or alerts restored here
+        "BANWATCH_DATA_DIR": tempfile.mkdtemp(prefix="banwatch-e2e-"),
     }
     env.pop("BANWATCH_KAFKA_BOOTSTRAP", None)
     env.pop("BANWATCH_CONFIG", None)

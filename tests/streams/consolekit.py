@@ -17,19 +17,24 @@ from config.settings import Principal
 from streams.console.app import make_app
 from streams.console.auth import Limiter
 from streams.console.store import Store
+from streams.store.db import engine_for, migrate, write_rows
+from streams.store.queries import Records
+from streams.store.records import Row, to_row
 from tests.unit.catalogue import ban, rect
 
 DISPATCHER = "dispatcher-token-0123456789"
 VIEWER = "viewer-token-0123456789abc"
 PATROL = "patrol-2140-token-012345678"
 PATROL_OTHER = "patrol-2150-token-012345678"
+AUDITOR = "auditor-token-0123456789abc"
 TOKENS = {
     DISPATCHER: Principal(user="op-17", role="dispatcher"),
     VIEWER: Principal(user="sup-3", role="viewer"),
     PATROL: Principal(user="pat-2140", role="patrol", unit="SÖ-2140"),
     PATROL_OTHER: Principal(user="pat-2150", role="patrol", unit="SÖ-2150"),
+    AUDITOR: Principal(user="aud-1", role="auditor", unit=None),
 }
-ROLE_TOKENS = {"dispatcher": DISPATCHER, "viewer": VIEWER, "patrol": PATROL}
+ROLE_TOKENS = {"dispatcher": DISPATCHER, "viewer": VIEWER, "patrol": PATROL, "auditor": AUDITOR}
 NOW = datetime(2026, 11, 22, 21, 50, tzinfo=UTC)
 
 
@@ -151,6 +156,28 @@ async def console(store: Store | None = None, **kwargs: Any) -> AsyncIterator[Ha
     app = make_app(store, published, TOKENS, health=lambda: healthy[0], clock=lambda: NOW, **kwargs)
     async with TestClient(TestServer(app)) as client:
         yield Harness(client, store, published, healthy)
+
+
+def stored_records(
+    data_dir: str,
+    alerts: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    audits: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> Records:
+    """A record store (SQLite under `data_dir`) holding `alerts` and `audits`, written the way
+    the sink writes them (`to_row`, `write_rows`), and the console's read-only handle on it."""
+    engine = engine_for(None, data_dir)
+    migrate(engine)
+    now = NOW.replace(tzinfo=None)
+    rows = []
+    for topic, values in (("alerts", alerts), ("audit", audits)):
+        for v in values:
+            row = to_row(topic, None, json.dumps(v).encode(), 0, now)
+            assert isinstance(row, Row), row
+            rows.append((row.table, row.values))
+    with engine.begin() as conn:
+        write_rows(conn, rows)
+    engine.dispose()
+    return Records.open(None, data_dir)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.streams.consolekit import (
     bearer,
     console,
     read_event,
+    stored_records,
     task,
     ts,
 )
@@ -32,8 +34,12 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 # (method, path, roles that may) for every route that needs authentication
 ROUTES: list[tuple[str, str, set[str]]] = [
-    ("GET", "/api/me", {"dispatcher", "viewer", "patrol"}),
+    ("GET", "/api/me", {"dispatcher", "viewer", "patrol", "auditor"}),
     ("GET", "/api/alerts", {"dispatcher", "viewer"}),
+    ("GET", "/api/alerts?state=all", {"dispatcher"}),
+    ("GET", "/api/alerts?state=open&person=P-7731", {"dispatcher"}),
+    ("GET", "/api/audit", {"auditor"}),
+    ("GET", "/api/audit?object=alert:a1", {"auditor"}),
     ("GET", "/api/alerts/a1", {"dispatcher", "viewer"}),
     ("POST", "/api/alerts/a1/ack", {"dispatcher"}),
     ("POST", "/api/alerts/a1/resolve", {"dispatcher"}),
@@ -41,14 +47,14 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/tasks?unit=SÖ-2150", {"dispatcher", "viewer"}),
     ("GET", "/api/tasks?role=investigator", {"dispatcher", "viewer"}),
     ("GET", "/api/stream", {"dispatcher", "viewer", "patrol"}),
-    ("POST", "/logout", {"dispatcher", "viewer", "patrol"}),
+    ("POST", "/logout", {"dispatcher", "viewer", "patrol", "auditor"}),
 ]
 
 
 async def call(h: Harness, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any]:
     body = {"json": {"note": "x"}} if method == "POST" else {}
     async with h.client.request(method, path, headers=headers, **body) as resp:
-        if path == "/api/stream":
+        if path == "/api/stream" and resp.status == 200:
             return resp.status, resp.headers.get("Content-Type")
         return resp.status, await resp.json()
 
@@ -57,10 +63,12 @@ async def call(h: Harness, method: str, path: str, headers: dict[str, str]) -> t
     ("method", "path", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
 )
 def test_every_route_needs_a_token_and_the_right_role(
-    method: str, path: str, allowed: set[str]
+    method: str, path: str, allowed: set[str], tmp_path: Path
 ) -> None:
+    records = stored_records(str(tmp_path), alerts=[alert("a1")])
+
     async def scenario() -> None:
-        async with console() as h:
+        async with console(records=records) as h:
             status, body = await call(h, method, path, {})
             assert status == 401, body
             status, body = await call(h, method, path, bearer("not-a-token-at-all-xx"))

@@ -1,9 +1,12 @@
-"""The restart test: `banwatch up` killed outright (broker included) comes back with its bans.
+"""The restart test: `banwatch up` killed outright (broker included) comes back with its bans,
+and its console with the alerts of before and their audit trail.
 
 The embedded broker keeps nothing across a restart; the record store does. A ban imported into
-the first `up` is stored by its in-process sink; after SIGKILL of the whole service, the second
-`up` on the same data directory publishes it again before its worker starts, and a fix inside
-the zone raises the alert.
+the first `up` is stored by its in-process sink, a fix raises an alert, a dispatcher consults it
+(an audit record); after SIGKILL of the whole service, the second `up` on the same data
+directory publishes the ban again before its worker starts, and a fix inside the zone raises
+a new alert. Its console shows the alert of before on the board, marked restored (no worker
+tracks it: acknowledging is refused), in the history, and the consultation in the audit.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +35,28 @@ from streams.store.db import engine_for
 from tests.streams.test_commands import banwatch
 from tests.streams.workers import ROOT, ban, fix, ts
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
+
+DISPATCHER = "restore-dispatcher-token-0123"
+AUDITOR = "restore-auditor-token-012345"
+TOKENS = {
+    DISPATCHER: {"user": "op-17", "role": "dispatcher"},
+    AUDITOR: {"user": "aud-1", "role": "auditor"},
+}
+
+
+def api(base: str, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One console API call (GET, or POST with a JSON body): status and decoded JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base.rstrip("/") + path, data=data)
+    req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 class Up:
@@ -58,6 +85,10 @@ class Up:
 
     def wait_ready(self) -> None:
         assert self.ready.wait(90), "\n".join(self.lines[-40:])
+
+    @property
+    def console(self) -> str:
+        return next(x.split(" ", 1)[1] for x in self.lines if x.startswith("console: http"))
 
     def kill_everything(self) -> None:
         """SIGKILL `up`'s process group and every child of it (the broker runs in a session of
@@ -111,6 +142,7 @@ def test_up_killed_with_its_broker_restores_the_bans_and_a_fix_still_alerts(
         "BANWATCH_BROKER_SESSION_TIMEOUT_S": "2",
         "BANWATCH_BROKER_HEARTBEAT_S": "0.5",
         "BANWATCH_DATA_DIR": str(data),
+        "BANWATCH_CONSOLE_TOKENS": json.dumps(TOKENS),
     }
     env.pop("BANWATCH_KAFKA_BOOTSTRAP", None)
     bootstrap = f"127.0.0.1:{ports['BROKER']}"
@@ -129,6 +161,41 @@ def test_up_killed_with_its_broker_restores_the_bans_and_a_fix_still_alerts(
             with engine.connect() as conn:
                 stored = conn.execute(sa.select(schema.bans.c.ban_id)).scalars().all()
             if stored == ["KF-R1"]:
+                break
+            assert time.monotonic() < deadline, "\n".join(first.lines[-30:])
+            time.sleep(0.2)
+        # an alert, consulted by a dispatcher: both stored before the kill
+        p = make_producer(bootstrap)
+        produce_json(p, "positions", "P-R1", fix("P-R1", "EM-R1", 59.201, 17.601, ts(-60)))
+        p.flush()
+        p.close()
+        before = None
+        for r in follow(bootstrap, "alerts", True, idle_timeout_s=15):
+            before = json.loads(r.value or b"{}")
+            if before.get("ban_id") == "KF-R1":
+                break
+        assert before is not None and before.get("ban_id") == "KF-R1", first.lines[-30:]
+        alert_id = before["alert_id"]
+        deadline = time.monotonic() + 15
+        while (status := api(first.console, f"/api/alerts/{alert_id}", DISPATCHER)[0]) == 404:
+            assert time.monotonic() < deadline, "the console never showed the alert"
+            time.sleep(0.2)
+        assert status == 200
+        deadline = time.monotonic() + 30
+        while True:  # the sink stores the alert and the consultation's audit record
+            with engine.connect() as conn:
+                alerts = conn.execute(sa.select(schema.alerts.c.alert_id)).scalars().all()
+                consults = (
+                    conn.execute(
+                        sa.select(schema.audit.c.actor).where(
+                            schema.audit.c.object == f"alert:{alert_id}",
+                            schema.audit.c.action == "consult",
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            if alert_id in alerts and consults == ["op-17"]:
                 break
             assert time.monotonic() < deadline, "\n".join(first.lines[-30:])
             time.sleep(0.2)
@@ -154,6 +221,30 @@ def test_up_killed_with_its_broker_restores_the_bans_and_a_fix_still_alerts(
                 break
         assert got is not None and got.get("ban_id") == "KF-R1", second.lines[-30:]
         assert got["kind"] == "zone_breach" and got["priority"] == 1
+        assert got["alert_id"] != alert_id
+
+        # the console: the alert of before on the board, restored; in the history; its audit
+        status, body = api(second.console, "/api/alerts", DISPATCHER)
+        assert status == 200
+        board = {a["alert_id"]: a for a in body["alerts"]}
+        assert board[alert_id]["restored"] is True, body
+        assert board[alert_id]["ban_id"] == "KF-R1"
+        status, body = api(second.console, f"/api/alerts/{alert_id}/ack", DISPATCHER, {})
+        assert status == 409 and body["restored"] is True
+        status, body = api(second.console, "/api/alerts?state=all&ban_id=KF-R1", DISPATCHER)
+        assert status == 200 and alert_id in {a["alert_id"] for a in body["alerts"]}, body
+        status, body = api(second.console, f"/api/audit?object=alert:{alert_id}", AUDITOR)
+        assert status == 200, body
+        trail = [(r["actor"], r["action"]) for r in body["records"]]
+        assert ("op-17", "consult") in trail, trail
+        deadline = time.monotonic() + 15
+        while True:  # the restore itself is audited, and stored by the second sink
+            status, body = api(second.console, "/api/audit?object=ban:KF-R1", AUDITOR)
+            done = {(r["actor"], r["action"]) for r in body["records"]}
+            if ("banwatch-store", "import") in done:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.3)
     finally:
         rc = second.stop()
     assert rc == 0, "\n".join(second.lines[-30:])

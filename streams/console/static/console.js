@@ -141,6 +141,16 @@
     $('#login').hidden = true;
     $('#app').hidden = false;
     const patrol = me.role === 'patrol';
+    const auditor = me.role === 'auditor';
+    $('#tab-history').hidden = me.role !== 'dispatcher';
+    $('#tab-audit').hidden = !auditor;
+    if (auditor) { // the audit and nothing else: no stream, no board, no map
+      $('#who').textContent = me.user + ' · ' + me.role;
+      for (const id of ['#tab-board', '#tab-tasks', '#conn', '#sound']) $(id).hidden = true;
+      showView('audit');
+      runSearch('audit', 0);
+      return;
+    }
     $('#who').textContent = patrol ? me.user + ' · unit ' + me.unit : me.user + ' · ' + me.role;
     $('#tabs').hidden = patrol;
     $('#list-title').firstChild.textContent = patrol ? 'Tasks for unit ' + me.unit + ' ' : 'Open alerts ';
@@ -350,6 +360,7 @@
     const rec = (a.recommended_units || [])[0];
     const third = [a.confidence, typeof a.distance_m === 'number' ? metres(a.distance_m) : null,
       rec ? 'nearest unit ' + rec.unit_id + ' ' + metres(rec.distance_m) : null].filter(Boolean).join(' · ');
+    if (a.restored) classes.push('is-restored');
     const li = el('li', {
       class: classes.join(' '), 'data-alert-id': a.alert_id, 'data-state': a.state,
       'data-priority': p, 'data-kind': a.kind, tabindex: 0,
@@ -358,6 +369,7 @@
       el('span', { class: 'prio p' + p, text: 'P' + p }),
       el('span', { class: 'kind grow', text: kindText(a.kind) }),
       a.episode === 'ended' ? el('span', { class: 'ended', text: 'episode ended' }) : null,
+      a.restored ? el('span', { class: 'restored', title: 'Restored from the record store after a restart; no stream worker tracks it', text: 'restored' }) : null,
       el('span', { class: 'state ' + a.state, text: a.state })),
     el('div', { class: 'meta', text: second }),
     third ? el('div', { class: 'meta', text: third }) : null,
@@ -507,11 +519,14 @@
     const note = el('textarea', { id: 'note', maxlength: 500, placeholder: 'Note (what was done, who was sent)' });
     const ack = el('button', { type: 'button', id: 'ack', text: 'Acknowledge' });
     const res = el('button', { type: 'button', id: 'resolve', text: 'Resolve' });
-    ack.disabled = !dispatcher || !UNACKED.has(a.state) || pending === 'acknowledge';
+    ack.disabled = !dispatcher || !UNACKED.has(a.state) || pending === 'acknowledge' || !!a.restored;
     res.disabled = !dispatcher || a.state === 'resolved' || pending === 'resolve';
     ack.addEventListener('click', () => act(a.alert_id, 'ack', note.value));
     res.addEventListener('click', () => act(a.alert_id, 'resolve', note.value));
     box.append(note, el('div', { class: 'buttons' }, ack, res));
+    if (a.restored) {
+      box.append(el('p', { class: 'notice warn', id: 'restored-note', text: 'Restored from the record store after banwatch restarted: no stream worker tracks this alert any more, so it cannot be acknowledged and will not escalate. Handle it by the usual procedure, then Resolve takes it off the board (recorded in the audit log; the note is not kept).' }));
+    }
     if (!dispatcher) {
       note.disabled = true;
       box.append(el('p', { class: 'notice', id: 'readonly', text: 'Your role (' + S.me.role + ') can read alerts but not act on them.' }));
@@ -706,6 +721,8 @@
     S.view = view;
     $('#board-view').hidden = view !== 'board';
     $('#tasks-view').hidden = view !== 'tasks';
+    $('#history-view').hidden = view !== 'history';
+    $('#audit-view').hidden = view !== 'audit';
     for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.view === view);
     if (view === 'tasks') renderTaskBoard();
     if (view === 'board' && S.map) setTimeout(() => S.map.invalidateSize(), 0);
@@ -726,6 +743,105 @@
         .sort((x, y) => (x.closed - y.closed) || (x.priority - y.priority) || ((ms(x.due_by) || 0) - (ms(y.due_by) || 0)))
         .map(taskCard))));
     $('#task-board').replaceChildren(...(cols.length ? cols : [el('p', { class: 'empty', text: 'No tasks.' })]));
+  }
+
+  // ------------------------------------------------- history and audit searches
+  // Both are paged by offset (the server says `next_offset`); each search is audited.
+  const PAGE = 25;
+  const SEARCH = {
+    history: { path: '/api/alerts', key: 'alerts', prefix: 'h', offset: 0, fields: ['ban_id:h-ban', 'person:h-person', 'kind:h-kind', 'state:h-state', 'from:h-from', 'to:h-to'] },
+    audit: { path: '/api/audit', key: 'records', prefix: 'a', offset: 0, fields: ['object:a-object', 'actor:a-actor', 'from:a-from', 'to:a-to'] },
+  };
+  for (const [k, v] of Object.entries(KINDS)) $('#h-kind').append(el('option', { value: k, text: v }));
+
+  function localToRfc3339(v) { // a datetime-local value (the workstation's time) as UTC
+    if (!v) return '';
+    const t = new Date(v);
+    return Number.isNaN(t.getTime()) ? '' : t.toISOString();
+  }
+
+  async function runSearch(which, offset) {
+    const s = SEARCH[which];
+    const q = new URLSearchParams();
+    for (const f of s.fields) {
+      const [name, id] = f.split(':');
+      let v = $('#' + id).value.trim();
+      if (name === 'from' || name === 'to') v = localToRfc3339(v);
+      if (v) q.set(name, v);
+    }
+    if (which === 'history' && !q.has('state')) q.set('state', 'all');
+    q.set('limit', PAGE);
+    q.set('offset', Math.max(0, offset));
+    const err = $('#' + s.prefix + '-error');
+    const r = await api('GET', s.path + '?' + q.toString()).catch(() => ({ ok: false, status: 0, data: null }));
+    if (r.status === 401) { showLogin('Your session has ended. Log in again.'); return; }
+    if (!r.ok) {
+      err.hidden = false;
+      err.textContent = (r.data && r.data.error) || 'The search could not be made; try again.';
+      return;
+    }
+    err.hidden = true;
+    s.offset = r.data.offset;
+    s.next = r.data.next_offset;
+    const rows = r.data[s.key].map(which === 'history' ? historyRow : auditRow);
+    $('#' + s.prefix + '-rows').replaceChildren(...(rows.length ? rows
+      : [el('tr', {}, el('td', { colspan: 8, class: 'empty', text: 'Nothing found.' }))]));
+    const first = r.data.total ? r.data.offset + 1 : 0;
+    $('#' + s.prefix + '-page').textContent = first + '–' + (r.data.offset + r.data[s.key].length) + ' of ' + r.data.total;
+    $('#' + s.prefix + '-prev').disabled = r.data.offset === 0;
+    $('#' + s.prefix + '-next').disabled = r.data.next_offset === null;
+  }
+
+  function historyRow(a) {
+    const tr = el('tr', { 'data-alert-id': a.alert_id, tabindex: 0, class: 'pick' },
+      el('td', { text: dateTimeText(a.updated_at || a.opened_at) }),
+      el('td', {}, el('span', { class: 'prio p' + a.priority, text: 'P' + a.priority })),
+      el('td', { text: kindText(a.kind) }),
+      el('td', {}, el('span', { class: 'state ' + a.state, text: a.state })),
+      el('td', { text: a.ban_id || '–' }), el('td', { text: a.restrained_person || '–' }),
+      el('td', { text: a.protected_person || '–' }), el('td', { class: 'mono', text: a.alert_id }));
+    tr.addEventListener('click', () => openRevisions(a.alert_id));
+    tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') openRevisions(a.alert_id); });
+    return tr;
+  }
+
+  function auditRow(r) {
+    return el('tr', {},
+      el('td', { text: dateTimeText(r.ts) }), el('td', { text: r.actor || '–' }),
+      el('td', { text: r.role || '–' }), el('td', { text: r.action || '–' }),
+      el('td', { class: 'mono', text: r.object || '–' }), el('td', { text: r.reason || '' }));
+  }
+
+  async function openRevisions(alertId) {
+    const box = $('#h-detail');
+    box.hidden = false;
+    const r = await api('GET', '/api/alerts/' + encodeURIComponent(alertId) + '?reason=review')
+      .catch(() => ({ ok: false, status: 0, data: null }));
+    if (!r.ok) {
+      box.replaceChildren(el('p', { class: 'notice warn', text: (r.data && r.data.error) || 'The alert could not be loaded.' }));
+      return;
+    }
+    const a = r.data.alert;
+    const revs = r.data.revisions.slice().sort((x, y) => x.seq - y.seq);
+    box.dataset.alertId = alertId;
+    box.replaceChildren(
+      el('h3', {}, el('span', { class: 'prio p' + a.priority, text: 'P' + a.priority }), kindText(a.kind), ' · ',
+        el('span', { class: 'mono', text: alertId })),
+      el('p', { class: 'sub', text: 'Opened ' + dateTimeText(a.opened_at) + ' · ban ' + (a.ban_id || '–') + ' · ' + (a.restrained_person || '–') + (r.data.source === 'store' ? ' · from the record store' : '') + ' · opening it was recorded in the audit log (supervisory review)' }),
+      el('table', { class: 'revs', id: 'h-revs' },
+        el('thead', {}, el('tr', {}, ...['#', 'time', 'state', 'P', 'confidence', 'by', 'reason'].map((h) => el('th', { text: h })))),
+        el('tbody', {}, ...revs.map((x) => el('tr', { 'data-seq': x.seq },
+          el('td', { text: x.seq }), el('td', { text: dateTimeText(x.updated_at) }),
+          el('td', {}, el('span', { class: 'state ' + x.state, text: x.state })),
+          el('td', { text: x.priority }), el('td', { text: x.confidence || '–' }),
+          el('td', { text: x.acknowledged_by || '–' }), el('td', { text: x.reason || '' }))))));
+  }
+
+  for (const which of Object.keys(SEARCH)) {
+    const p = SEARCH[which].prefix;
+    $('#' + (which === 'history' ? 'history' : 'audit') + '-form').addEventListener('submit', (ev) => { ev.preventDefault(); runSearch(which, 0); });
+    $('#' + p + '-prev').addEventListener('click', () => runSearch(which, SEARCH[which].offset - PAGE));
+    $('#' + p + '-next').addEventListener('click', () => { if (SEARCH[which].next !== null) runSearch(which, SEARCH[which].next); });
   }
 
   // -------------------------------------------------------------------- boot
