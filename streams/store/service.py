@@ -94,8 +94,7 @@ def main(settings: Settings) -> int:
     )
     for chatty in ("kafka", "aiokafka", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    # the configured broker, else the embedded one `banwatch up` runs (as streams.cli.commands)
-    bootstrap = settings.kafka_bootstrap or f"127.0.0.1:{settings.embedded_broker_port}"
+    bootstrap = bootstrap_of(settings)
     engine = engine_for(settings.database_url, settings.data_dir)
     metrics = StoreMetrics()
     port = settings.store_metrics_port
