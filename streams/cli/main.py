@@ -58,7 +58,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:  # the record store (streams/store)
-    from streams.store.service import main as store_main
+    from streams.cli.store import main as store_main
 
     return store_main(load_settings())
 

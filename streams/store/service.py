@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from datetime import UTC, datetime
 
 from config.settings import Settings
 from config.topics import TopicNames
-from streams.kafka.clients import bootstrap_of
 from streams.store.db import engine_for, migrate
 from streams.store.metrics import StoreMetrics
 from streams.store.restore import bans_in_force, publish_bans, registry_is_empty
@@ -84,37 +82,3 @@ class StoreInUp:
                 flush=True,
             )
         await stop.wait()
-
-
-def main(settings: Settings) -> int:
-    """`banwatch store`: the sink against the configured broker and database until a signal."""
-    logging.basicConfig(
-        level=logging.INFO if settings.log_level in ("info", "debug") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("kafka", "aiokafka", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    bootstrap = bootstrap_of(settings)
-    engine = engine_for(settings.database_url, settings.data_dir)
-    metrics = StoreMetrics()
-    port = settings.store_metrics_port
-    url = metrics.serve(settings.metrics_host, DEFAULT_METRICS_PORT if port is None else port)
-    sink = Sink(settings, bootstrap, engine, metrics)
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-
-        def ready() -> None:
-            print(
-                f"store: {sink.group} on {bootstrap} -> "
-                f"{engine.url.render_as_string(hide_password=True)}; metrics: {url}",
-                flush=True,
-            )
-
-        await sink.run(stop, ready)
-
-    asyncio.run(go())
-    return 0
