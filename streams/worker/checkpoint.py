@@ -25,7 +25,7 @@ class Box(Protocol):
     """What a commit needs of an outbox (streams/worker/outbox.py `Outbox`)."""
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None: ...
 
     async def ship(self) -> None: ...
@@ -139,5 +139,5 @@ class Checkpoint:
         await self.begin(consumer, done)
         await self.finish(consumer)
 
-    def _write_state(self, key: bytes, value: bytes, partition: int) -> None:
+    def _write_state(self, key: bytes, value: bytes | None, partition: int) -> None:
         self.state_box.add(self.state_topic, key, value, partition)

@@ -91,14 +91,14 @@ class MemoryOutbox:
     def __init__(self, log: MemoryLog, auto_ack: bool = True) -> None:
         self.log = log
         self.auto_ack = auto_ack
-        self._pending: list[tuple[str, bytes | None, bytes, int | None]] = []
+        self._pending: list[tuple[str, bytes | None, bytes | None, int | None]] = []
         self._held: list[
-            tuple[tuple[str, bytes | None, bytes, int | None], asyncio.Future[Any]]
+            tuple[tuple[str, bytes | None, bytes | None, int | None], asyncio.Future[Any]]
         ] = []
         self._sent: list[asyncio.Future[Any]] = []
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         self._pending.append((topic, key, value, partition))
 
@@ -122,7 +122,7 @@ class MemoryOutbox:
     def discard(self, topic: str, keep: set[int]) -> int:
         """Drop what was added to `topic` outside the partitions `keep` and not shipped yet."""
 
-        def dropped(rec: tuple[str, bytes | None, bytes, int | None]) -> bool:
+        def dropped(rec: tuple[str, bytes | None, bytes | None, int | None]) -> bool:
             return rec[0] == topic and (rec[3] is None or rec[3] not in keep)
 
         n = sum(1 for rec in self._pending if dropped(rec))

@@ -109,7 +109,7 @@ class Outbox:
         return int(_partitioner(key, parts, parts))
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         p = self.partition(topic, key) if partition is None else partition
         slot = (topic, p)

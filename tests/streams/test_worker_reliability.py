@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from alerts.banstate import BanState
-from geofence.decoding import POSITIONS
+from alerts.engine import Incoming
+from geofence.decoding import BANS, POSITIONS
 from streams.worker.memory import MemoryLog
 from streams.worker.routing import partition_for
 from tests.streams.test_worker_inprocess import (
@@ -112,5 +114,46 @@ def test_a_zombie_publishes_nothing_and_writes_no_state_for_partitions_it_lost()
         await owner.run_until(lambda: bool(breaches(log, "KF-Z")))
         assert len([x for x in alerts(log) if x["kind"] == "zone_breach"]) == 1
         assert [r.topic for r in log.records(POSITIONS)] == [POSITIONS]
+
+    run(go())
+
+
+def test_a_lifted_bans_state_is_tombstoned_after_its_end_of_life_revisions() -> None:
+    """A ban with an open breach is lifted: its end-of-life revision reaches `alerts`, then
+    the state changelog gets a tombstone for `ban:<id>` (never before the revision), and a
+    member adopting the partition reads no state for it."""
+
+    async def go() -> None:
+        log = MemoryLog()
+        bans = [ban("KF-L", "P-L", "V-L", LON, LAT)]
+        w = Member(log, bans)
+        await w.consumer.assign(range(log.partitions))
+        send_fix(log, "P-L", *INSIDE)
+        await w.run_until(lambda: bool(breaches(log, "KF-L")))
+        p = partition_for("P-L")
+        assert "ban:KF-L" in await log.read_state(STATE, {p})
+        # the ban feed lifts it (as streams/worker/assembly.py `_feed` does)
+        w.hot.outbox, w.hot.state_box, w.hot.consumer = w.outbox, w.state_box, w.consumer
+        res = w.engine.handle(Incoming(BANS, "KF-L", None, 0, 0), datetime.now(UTC))
+        assert res.outputs, "the open breach gets its end-of-life revision"
+        for output in res.outputs:
+            w.hot.publisher.send(output)
+        async with w.hot.lock:
+            await w.hot.commit_now(w.consumer)
+        writes = [
+            (j[1], j[3])
+            for j in log.journal
+            if j[0] == "write" and j[1] in (NAMES.alerts, STATE)
+        ]
+        resolved = max(i for i, (t, _k) in enumerate(writes) if t == NAMES.alerts)
+        mine = [r for r in log.records(STATE) if r.key == b'"ban:KF-L"']
+        assert mine[-1].value is None  # tombstoned
+        tomb = max(i for i, (t, k) in enumerate(writes) if t == STATE and k == b'"ban:KF-L"')
+        assert resolved < tomb  # the revision first
+        assert alerts(log)[-1]["state"] == "resolved"
+        assert "ban:KF-L" not in await log.read_state(STATE, {p})
+        b = Member(log, [])
+        await b.consumer.assign(range(log.partitions))
+        assert "KF-L" not in b.engine.states
 
     run(go())
