@@ -19,6 +19,7 @@ from tests.streams.test_worker_inprocess import (
     LAT,
     LON,
     NAMES,
+    POLICY,
     STATE,
     Member,
     alerts,
@@ -157,3 +158,30 @@ def test_a_lifted_bans_state_is_tombstoned_after_its_end_of_life_revisions() -> 
         assert "KF-L" not in b.engine.states
 
     run(go())
+
+
+def test_the_alert_index_drops_resolved_alerts_after_their_retention() -> None:
+    """The index keeps an alert's routing key while it lives; a resolved revision stamps the
+    entry, and once `resolved_retention_s` has passed the id is due for deletion (a tombstone
+    in the table's changelog), on its own partition only."""
+    from streams.worker.agents import index_due, index_entry, index_target
+
+    retention = POLICY.resolved_retention_s
+    live = {"alert_id": "A-1", "restrained_person": "P-1", "state": "open"}
+    entry = index_entry(None, live, 1000.0)
+    assert entry == "P-1" and index_target(entry) == "P-1"
+    assert index_entry(entry, {**live, "state": "escalated"}, 1010.0) is None  # unchanged
+    resolved = index_entry(entry, {**live, "state": "resolved"}, 2000.0)
+    assert index_target(resolved) == "P-1"  # acks still routed while it is kept
+    others = [f"A-{i}" for i in range(2, 40)]
+    items = [("A-1", resolved), *((a, "P-2") for a in others)]
+    items += [(f"R-{i}", ["P-3", 2000.0]) for i in range(40)]
+    p = partition_for("A-1")
+    assert "A-1" not in index_due(items, p, 2000.0 + retention - 1, retention)
+    due = index_due(items, p, 2000.0 + retention, retention)
+    assert "A-1" in due
+    assert not set(others) & set(due)  # live alerts stay
+    assert all(partition_for(k) == p for k in due)
+    assert {k for k in due if k.startswith("R-")} == {
+        f"R-{i}" for i in range(40) if partition_for(f"R-{i}") == p
+    }
