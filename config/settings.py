@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     #: `banwatch up` warns once (stdout) when a partition of the embedded broker holds more
     #: records than this (docs/reliability.md, "The embedded broker's endurance")
     embedded_log_warn_batches: int = Field(100_000, ge=1)
+    #: the hot path consumer's fetch wait (streams/kafka/clients.py `HOT_FETCH_WAIT_MS`): a
+    #: fetch that costs the embedded broker longer than this comes back empty
+    hot_fetch_wait_ms: int = Field(10, ge=1, le=5000)
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
 
     console_host: str = "127.0.0.1"
