@@ -28,10 +28,27 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+#: The hot path's fetch wait on the embedded broker, unless BANWATCH_HOT_FETCH_WAIT_MS says
+#: otherwise: a fetch that costs Tansu longer than the wait comes back empty, and the cost
+#: grows with every batch a partition ever held; with the default 10 ms the worker stopped
+#: receiving fixes at ~16k batches a partition (under 3 hours of a pilot), with 100 ms it
+#: went on (docs/reliability.md, "The embedded broker's endurance").
+EMBEDDED_HOT_FETCH_WAIT_MS = 100
+
+
+def for_embedded(settings: Settings) -> Settings:
+    """`settings` for a service on the embedded broker: the longer hot fetch wait unless one
+    was set."""
+    if "hot_fetch_wait_ms" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"hot_fetch_wait_ms": EMBEDDED_HOT_FETCH_WAIT_MS})
+
+
 def up(settings: Settings, demo: bool = False) -> int:
     t0 = time.monotonic()
     broker: EmbeddedBroker | None = None
     if settings.kafka_bootstrap is None:
+        settings = for_embedded(settings)
         broker = EmbeddedBroker(settings.embedded_broker_port)
         try:
             broker.start()
