@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(9092, ge=1, le=65535)
     #: `banwatch up` warns once (stdout) when a partition of the embedded broker holds more
     #: records than this (docs/reliability.md, "The embedded broker's endurance")
-    embedded_log_warn_batches: int = Field(100_000, ge=1)
+    embedded_log_warn_batches: int = Field(40_000, ge=1)
     #: the hot path consumer's fetch wait (streams/kafka/clients.py `HOT_FETCH_WAIT_MS`): a
     #: fetch that costs the embedded broker longer than this comes back empty
     hot_fetch_wait_ms: int = Field(10, ge=1, le=5000)

@@ -29,9 +29,10 @@ from streams.kafka.faust_patches import exact_ends
 
 log = logging.getLogger("banwatch.broker")
 
-#: Default warning threshold (records in one partition): p99 fix->alert ~0.5 s near it on
-#: this machine, the cliff (nothing delivered) from ~150k.
-WARN_BATCHES = 100_000
+#: Default warning threshold (records in one partition; config/settings.py has the same):
+#: with the 100 ms hot fetch wait, fix->alert stayed under 0.5 s at 36k, multi-second at 60k
+#: (docs/reliability.md).
+WARN_BATCHES = 40_000
 #: Seconds between two looks.
 WATCH_S = 60.0
 
@@ -75,7 +76,7 @@ class EmbeddedLogWatch:
             self.say(
                 f"warning: the embedded broker holds {largest:,} records in {tp.topic}"
                 f"[{tp.partition}] (threshold {self.threshold:,}): it slows down as its log "
-                "grows and stalls near 150k batches a partition; restart `banwatch up` (a "
+                "grows, within a day of a pilot's load; restart `banwatch up` (a "
                 "fresh embedded broker; the record store, if set, restores the bans in force) "
                 "or use a real Kafka (docs/reliability.md)"
             )
