@@ -39,6 +39,12 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str | None = None
     embedded_broker_port: int = Field(9092, ge=1, le=65535)
+    #: `banwatch up` warns once (stdout) when a partition of the embedded broker holds more
+    #: records than this (docs/reliability.md, "The embedded broker's endurance")
+    embedded_log_warn_batches: int = Field(40_000, ge=1)
+    #: the hot path consumer's fetch wait (streams/kafka/clients.py `HOT_FETCH_WAIT_MS`): a
+    #: fetch that costs the embedded broker longer than this comes back empty
+    hot_fetch_wait_ms: int = Field(10, ge=1, le=5000)
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
 
     console_host: str = "127.0.0.1"

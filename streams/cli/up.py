@@ -28,10 +28,27 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+#: The hot path's fetch wait on the embedded broker, unless BANWATCH_HOT_FETCH_WAIT_MS says
+#: otherwise: a fetch that costs Tansu longer than the wait comes back empty, and the cost
+#: grows with every batch a partition ever held; with the default 10 ms the worker stopped
+#: receiving fixes at ~16k batches a partition (under 3 hours of a pilot), with 100 ms it
+#: went on (docs/reliability.md, "The embedded broker's endurance").
+EMBEDDED_HOT_FETCH_WAIT_MS = 100
+
+
+def for_embedded(settings: Settings) -> Settings:
+    """`settings` for a service on the embedded broker: the longer hot fetch wait unless one
+    was set."""
+    if "hot_fetch_wait_ms" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"hot_fetch_wait_ms": EMBEDDED_HOT_FETCH_WAIT_MS})
+
+
 def up(settings: Settings, demo: bool = False) -> int:
     t0 = time.monotonic()
     broker: EmbeddedBroker | None = None
     if settings.kafka_bootstrap is None:
+        settings = for_embedded(settings)
         broker = EmbeddedBroker(settings.embedded_broker_port)
         try:
             broker.start()
@@ -72,7 +89,7 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
     # ---
 
     worker = Worker(settings, bootstrap)
-    metrics_url = _start_metrics(settings, worker)
+    metrics_url, registry = _start_metrics(settings, worker)
     worker_ready = asyncio.Event()
     console_url: list[str] = []
     console_ready = asyncio.Event()
@@ -117,6 +134,19 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.kafka_bootstrap is None:  # the embedded broker: its log only grows
+        from streams.kafka.embedded_log import EmbeddedLogWatch
+
+        n = worker.names
+        watch = EmbeddedLogWatch(
+            bootstrap,
+            settings.kafka_security(),
+            [n.positions, worker.routed_name, worker.state_name, n.alerts],
+            settings.embedded_log_warn_batches,
+            _say,
+            registry,
+        )
+        tasks.append(asyncio.create_task(watch.run(stop), name="embedded-log"))
     if demo:
         from streams.demo.scenario import play_demo
 
@@ -140,8 +170,13 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
             raise r
 
 
-def _start_metrics(settings: Settings, worker: Worker) -> str:
-    """Serve the worker's metrics; returns the URL."""
-    from streams.metrics.worker import serve_worker_metrics
+def _start_metrics(settings: Settings, worker: Worker) -> tuple[str, Any]:
+    """Serve the worker's metrics; returns the URL and the registry (`up` adds the embedded
+    broker's gauge to it)."""
+    from streams.metrics.prometheus import Metrics
+    from streams.metrics.worker import attach
 
-    return serve_worker_metrics(settings, worker).url
+    metrics = Metrics(topic_prefix=settings.topic_prefix, internal={worker.routed_name: "routed"})
+    attach(worker, metrics)
+    server = metrics.serve(settings.metrics_host, settings.metrics_port)
+    return server.url, metrics.registry

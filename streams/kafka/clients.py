@@ -103,6 +103,7 @@ def group_consumer(
     security: Mapping[str, Any],
     session_timeout_s: float,
     heartbeat_s: float,
+    fetch_wait_ms: int = HOT_FETCH_WAIT_MS,
 ) -> AIOKafkaConsumer:
     """The hot path's consumer: manual commits, range assignment (co-partitioning)."""
     return AIOKafkaConsumer(
@@ -111,7 +112,7 @@ def group_consumer(
         client_id=f"{group_id}-consumer",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=HOT_FETCH_WAIT_MS,
+        fetch_max_wait_ms=fetch_wait_ms,
         session_timeout_ms=int(session_timeout_s * 1000),
         heartbeat_interval_ms=int(heartbeat_s * 1000),
         partition_assignment_strategy=(RangePartitionAssignor,),
@@ -140,6 +141,7 @@ def hot_consumer(settings: Settings, bootstrap: str, group_id: str) -> AIOKafkaC
         settings.kafka_security(),
         settings.broker_session_timeout_s,
         settings.broker_heartbeat_s,
+        settings.hot_fetch_wait_ms,
     )
 
 

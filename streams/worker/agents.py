@@ -29,7 +29,7 @@ from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, R
 from geofence.records import AlertAction, Incident
 from streams.worker.observer import Observer
 from streams.worker.publish import Publisher, utc_now
-from streams.worker.routing import record_key
+from streams.worker.routing import partition_for, record_key
 
 log = logging.getLogger("banwatch.worker")
 
@@ -65,6 +65,7 @@ class Agents:
         self.wait_for_bans = wait_for_bans
         self.bans_ready = bans_ready
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
+        self._next_prune: dict[int, float] = {}  # alerts partition -> next look for the due
 
         def raw(name: str, internal: bool = False) -> faust.TopicT:
             return app.topic(
@@ -156,7 +157,7 @@ class Agents:
                     if d is None:
                         continue
                     assert isinstance(d, AlertAction)
-                    target = self.index.get(d.alert_id)
+                    target = index_target(self.index.get(d.alert_id))
                     if target is None:
                         unknown.append((msg, d))
                     else:
@@ -173,7 +174,7 @@ class Agents:
         while True:
             still = []
             for msg, d in unknown:
-                target = self.index.get(d.alert_id)
+                target = index_target(self.index.get(d.alert_id))
                 if target is None:
                     still.append((msg, d))
                 else:
@@ -205,13 +206,56 @@ class Agents:
             m = event.message
             try:
                 key = record_key(m.key)
-                if key is not None and self.index.get(key) is None:
-                    target = alert_route_key(json.loads(m.value))
-                    if target is not None:
-                        self.index[key] = target
+                if key is not None:
+                    entry = index_entry(self.index.get(key), json.loads(m.value), time.time())
+                    if entry is not None:
+                        self.index[key] = entry
+                now = time.time()
+                if now >= self._next_prune.get(m.partition, 0.0):
+                    # tombstones in the table's changelog, on this event's partition: only
+                    # the keys of this partition
+                    self._next_prune[m.partition] = now + INDEX_PRUNE_S
+                    retention = self.policy.resolved_retention_s
+                    for k in index_due(list(self.index.items()), m.partition, now, retention):
+                        del self.index[k]
             except Exception as exc:  # not ours to dead-letter: `alerts` is our own output
                 log.warning("alert record not indexed: %s", type(exc).__name__)
             self.indexed[m.partition] = m.offset
+
+
+#: How often the index agent looks, per partition, for resolved alerts past their retention.
+INDEX_PRUNE_S = 60.0
+
+
+def index_entry(existing: Any, alert: dict[str, Any], at_s: float) -> Any:
+    """The alert index's value for an alert after its revision `alert` (written at `at_s`):
+    its routing key, and once resolved `[routing key, resolved at]`; None: unchanged."""
+    if existing is None:
+        target = alert_route_key(alert)
+        if target is None:
+            return None
+        return [target, at_s] if alert.get("state") == "resolved" else target
+    if alert.get("state") == "resolved" and not isinstance(existing, list):
+        return [existing, at_s]
+    return None
+
+
+def index_target(entry: Any) -> str | None:
+    """Where an indexed alert's state lives (an entry as `index_entry` wrote it)."""
+    if entry is None:
+        return None
+    return str(entry[0]) if isinstance(entry, list) else str(entry)
+
+
+def index_due(items: Any, partition: int, now_s: float, retention_s: float) -> list[str]:
+    """The alert ids of `partition` resolved at least `retention_s` ago: dropped from the
+    index as the engine drops them from state (an acknowledgement of one is then an unknown
+    alert either way), so the index's changelog does not keep every alert for ever."""
+    return [
+        k
+        for k, v in items
+        if isinstance(v, list) and v[1] + retention_s <= now_s and partition_for(k) == partition
+    ]
 
 
 def _clear_on_rebalance(table: Any, indexed: dict[int, int]) -> None:

@@ -46,7 +46,7 @@ from streams.kafka.topics import ensure_internal, ensure_topics
 from streams.worker.agents import Agents
 from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.observer import Observers
-from streams.worker.outbox import Outbox, read_state
+from streams.worker.outbox import Outbox, owned_partitions, read_state
 from streams.worker.publish import utc_now
 
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
@@ -156,7 +156,9 @@ class Worker:
             consumer.subscribe([n.positions, self.routed_name], listener=Rebalance(self.hot))
             await consumer.start()
             try:
-                await self.hot.run(consumer, outbox, state_box, stop)
+                await self.hot.run(
+                    consumer, outbox, state_box, stop, lambda: owned_partitions(consumer)
+                )
             finally:
                 await consumer.stop()
         finally:

@@ -9,6 +9,12 @@ Keys (JSON strings) and values (`{"p": partition, "d": data}`), partitioned like
     offset:<f|r>:<p>        the last offset of `positions` (f) or `routed` (r) partition p
                             whose changes the state above contains
 
+A key whose state is over is tombstoned (a null value), so that recovery does not read it
+for ever: `ban:` once the ban's life ended (lifted, revoked or expired: its end-of-life
+revisions leave in the same commit, and the commit sends state only after the broker has
+acknowledged the outputs) or when its state holds nothing; `knock:` when the count is gone;
+`unmatched:` once the engine has dropped the alert (resolved, after its retention).
+
 A marker tells the next owner to skip records it has already applied (at-least-once delivery
 made idempotent); it must never be durable before the outputs of those records are
 (streams/worker/checkpoint.py keeps that order).
@@ -22,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from alerts.banstate import BanState
 from alerts.engine import Engine
 from alerts.routing import incident_scope
 from alerts.snapshot import (
@@ -36,8 +43,9 @@ from streams.worker.routing import partition_for
 
 log = logging.getLogger("banwatch.worker")
 
-#: write(key, value, partition): one encoded state record for the state outbox
-Write = Callable[[bytes, bytes, int], None]
+#: write(key, value, partition): one encoded state record for the state outbox (None: a
+#: tombstone)
+Write = Callable[[bytes, bytes | None, int], None]
 
 
 def encode(key: str, partition: int, data: Any) -> tuple[bytes, bytes]:
@@ -58,6 +66,8 @@ class ChangelogState:
         self.applied: dict[str, int] = {}  # "f:partition" / "r:partition" -> last applied offset
         self._knock_written: dict[str, Any] = {}  # person -> last knock state written
         self._marks_written: dict[str, int] = {}  # marker -> offset in the changelog
+        self._unmatched_written: dict[str, int] = {}  # unmatched alert id -> its partition
+        self._ban_partition: dict[str, int] = {}  # ban id -> partition its state was written to
 
     def persist(self, engine: Engine, write: Write) -> None:
         """Write what the engine touched, and the offsets applied, each key to its partition
@@ -67,6 +77,9 @@ class ChangelogState:
         def put(key: str, partition: int, data: Any) -> None:
             k, v = encode(key, partition, data)
             write(k, v, partition)
+
+        def tombstone(key: str, partition: int) -> None:
+            write(orjson.dumps(key), None, partition)
 
         for ban_id in sorted(e.touched):
             st = e.states.get(ban_id)
@@ -79,19 +92,33 @@ class ChangelogState:
                     (a.restrained_person for a in st.alerts.values() if a.restrained_person),
                     None,
                 )
+            p = partition_for(person) if person is not None else self._ban_partition.get(ban_id)
+            if p is None:
+                continue
+            self._ban_partition[ban_id] = p
+            data = dump_ban_state(st)
+            if st.ended is not None or data == dump_ban_state(BanState(ban_id)):
+                tombstone(f"ban:{ban_id}", p)
+            else:
+                put(f"ban:{ban_id}", p, data)
             if person is None:
                 continue
-            p = partition_for(person)
-            put(f"ban:{ban_id}", p, dump_ban_state(st))
             knock = dump_knock(e.knock, person)
-            if self._knock_written.get(person) != knock:  # changes only with approach alerts
-                self._knock_written[person] = knock
-                put(f"knock:{person}", p, knock)
+            if self._knock_written.get(person) != knock:  # changes with approach alerts
+                if knock is None:
+                    self._knock_written.pop(person, None)
+                    tombstone(f"knock:{person}", p)
+                else:
+                    self._knock_written[person] = knock
+                    put(f"knock:{person}", p, knock)
         for aid in sorted(e.touched_unmatched):
             a = e.unmatched.get(aid)
             if a is not None and a.incident_id is not None:
                 p = partition_for(incident_scope(a.incident_id))
+                self._unmatched_written[aid] = p
                 put(f"unmatched:{aid}", p, dump_alert(a))
+            elif a is None and aid in self._unmatched_written:  # dropped after its retention
+                tombstone(f"unmatched:{aid}", self._unmatched_written.pop(aid))
         e.touched.clear()
         e.touched_unmatched.clear()
         for name, offset in self.applied.items():
@@ -111,6 +138,8 @@ class ChangelogState:
         self.applied.clear()
         self._knock_written.clear()
         self._marks_written.clear()
+        self._unmatched_written.clear()
+        self._ban_partition.clear()
         bans = 0
         for key, value in data.items():
             if not isinstance(value, dict) or value.get("p") not in partitions:
@@ -119,12 +148,14 @@ class ChangelogState:
             d = value["d"]
             if kind == "ban":
                 e.adopt(load_ban_state(d))
+                self._ban_partition[ident] = int(value["p"])
                 bans += 1
             elif kind == "knock":
                 load_knock(e.knock, ident, d)
                 self._knock_written[ident] = d
             elif kind == "unmatched":
                 e.adopt_unmatched(load_alert(d))
+                self._unmatched_written[ident] = int(value["p"])
             elif kind == "offset":
                 self.applied[ident] = self._marks_written[ident] = int(d)
         e.touched.clear()

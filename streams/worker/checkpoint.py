@@ -25,7 +25,7 @@ class Box(Protocol):
     """What a commit needs of an outbox (streams/worker/outbox.py `Outbox`)."""
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None: ...
 
     async def ship(self) -> None: ...
@@ -33,6 +33,11 @@ class Box(Protocol):
     def take_sent(self) -> list[asyncio.Future[Any]]: ...
 
     async def flush(self) -> None: ...
+
+    def discard(self, topic: str, keep: set[int]) -> int:
+        """Drop the records added to `topic` outside the partitions `keep` and not shipped yet;
+        how many."""
+        ...
 
 
 class Committer(Protocol):
@@ -59,7 +64,10 @@ class Checkpoint:
     goes on deciding meanwhile):
       4. wait until the broker has acknowledged those outputs;
       5. only then send the state and markers (a marker must never be durable before the
-         outputs of the records it skips), and wait for their acknowledgement;
+         outputs of the records it skips), and wait for their acknowledgement; the state
+         of a partition the group no longer grants this member (its generation is over: it
+         was paused or slow past its session, and another member owns the partition now) is
+         dropped unsent, so a zombie never overwrites the new owner's state;
       6. commit the consumer's offsets, unless a rebalance came in between (its own commit
          covers them). A commit the group refuses is logged: the partitions' new owner
          replays from the last commit, and the markers of step 5 skip what was applied.
@@ -73,6 +81,7 @@ class Checkpoint:
         state_box: Box,
         state_topic: str,
         generation: Callable[[], int],
+        owned: Callable[[], set[TopicPartition]] | None = None,
     ) -> None:
         self.engine = engine
         self.changelog = changelog
@@ -80,6 +89,8 @@ class Checkpoint:
         self.state_box = state_box
         self.state_topic = state_topic
         self.generation = generation
+        self.owned = owned
+        self.fenced: set[int] = set()  # state partitions dropped unsent
         self._sent: list[asyncio.Future[Any]] = []
         self._offsets: dict[TopicPartition, int] = {}
         self._begun_in = -1
@@ -101,7 +112,19 @@ class Checkpoint:
         # 4. the outputs acknowledged
         if self._sent:
             await asyncio.gather(*self._sent)
-        # 5. state and markers sent and acknowledged
+        # 5. state and markers sent and acknowledged, for the partitions still ours
+        if self.owned is not None:
+            assigned = {tp.partition for tp in consumer.assignment()}
+            ours = {tp.partition for tp in self.owned()}
+            if assigned - ours:
+                self.fenced = assigned - ours
+                n = self.state_box.discard(self.state_topic, ours)
+                log.warning(
+                    "state of partitions %s not written (%d records): no longer ours",
+                    sorted(self.fenced),
+                    n,
+                )
+                self._offsets = {}
         await self.state_box.flush()
         # 6. the consumer's offsets, unless a rebalance came first
         if not self._offsets or self.generation() != self._begun_in:
@@ -116,5 +139,5 @@ class Checkpoint:
         await self.begin(consumer, done)
         await self.finish(consumer)
 
-    def _write_state(self, key: bytes, value: bytes, partition: int) -> None:
+    def _write_state(self, key: bytes, value: bytes | None, partition: int) -> None:
         self.state_box.add(self.state_topic, key, value, partition)

@@ -32,6 +32,7 @@ from streams.worker.checkpoint import Box, Checkpoint, Committer
 from streams.worker.observer import Observer
 from streams.worker.outbox import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
 from streams.worker.publish import Publisher, utc_now
+from streams.worker.rollback import Snapshot
 from streams.worker.routing import record_key, route_fix, unwrap
 
 log = logging.getLogger("banwatch.worker")
@@ -40,6 +41,9 @@ TICK_S = 1.0
 
 #: read_state(partitions) -> key -> latest value of the state changelog on those partitions
 ReadState = Callable[[set[int]], Awaitable[dict[str, Any]]]
+#: owned() -> the partitions the group grants this member now (empty once its generation is
+#: over, even before the revocation hook has run: a paused or slow member is a zombie)
+Owned = Callable[[], set[TopicPartition]]
 
 
 class Consumer(Committer, Protocol):
@@ -83,6 +87,10 @@ class HotLoop:
         self.lock = asyncio.Lock()
         self.generation = 0  # bumped at every revocation and assignment of hot partitions
         self._committing: asyncio.Task[None] | None = None
+        self.owned: Owned | None = None
+        # outputs of the batch being decided: they reach the outbox only once it succeeded
+        self._staged: list[tuple[str, bytes | None, bytes, int | None]] | None = None
+        self.fenced = 0  # batches whose outputs and state were dropped: partitions lost
         # an error in a rebalance hook (aiokafka would only log it): the loop raises it
         self.fatal: BaseException | None = None
         self.tally: Counter[tuple[str, Outcome, Reason | None]] = Counter()
@@ -91,14 +99,26 @@ class HotLoop:
 
     # ------------------------------------------------------------ the loop
     async def run(
-        self, consumer: Consumer, outbox: Box, state_box: Box, stop: asyncio.Event
+        self,
+        consumer: Consumer,
+        outbox: Box,
+        state_box: Box,
+        stop: asyncio.Event,
+        owned: Owned | None = None,
     ) -> None:
-        """Read, decide and commit until `stop`; a last commit before returning."""
+        """Read, decide and commit until `stop`; a last commit before returning. `owned`:
+        what the group grants this member now (default: the consumer's assignment)."""
         self.consumer, self.outbox, self.state_box = consumer, outbox, state_box
+        self.owned = owned
         try:
             await self._loop(consumer, outbox, stop)
         finally:
             self.consumer = self.outbox = self.state_box = None
+            self.owned = None
+
+    def _lost(self, parts: set[TopicPartition]) -> bool:
+        """Whether the group no longer grants this member one of `parts`."""
+        return self.owned is not None and not parts <= self.owned()
 
     async def _loop(self, consumer: Consumer, outbox: Box, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -122,13 +142,18 @@ class HotLoop:
                 elif batches:
                     await self.wait_for_bans()
                     records = [r for rs in batches.values() for r in rs]
-                    self.process(records, received)
-                    for tp, rs in batches.items():
-                        self.done[tp] = rs[-1].offset + 1
+                    if self.process(records, received, set(batches)):
+                        for tp, rs in batches.items():
+                            self.done[tp] = rs[-1].offset + 1
+                    else:  # fenced: nothing of it kept; read again by whoever owns them
+                        assigned = consumer.assignment()
+                        for tp, rs in batches.items():
+                            if tp in assigned:
+                                consumer.seek(tp, rs[0].offset)
                 now = loop.time()
                 if now >= next_tick:
                     next_tick = now + TICK_S
-                    if self.assigned.is_set():
+                    if self.assigned.is_set() and not self._lost(consumer.assignment()):
                         for output in self.engine.tick(utc_now()):
                             self.publisher.send(output)
                 await outbox.ship()
@@ -154,6 +179,7 @@ class HotLoop:
             self.state_box,
             self.state_name,
             lambda: self.generation,
+            self.owned,
         )
 
     async def _begin_commit(self, consumer: Consumer) -> Checkpoint:
@@ -207,21 +233,76 @@ class HotLoop:
             self.assigned.set()
 
     # ------------------------------------------------------------ deciding
-    def process(self, records: list[Any], received: float) -> None:
-        """Decide a fetched batch; if it fails as a whole, record by record (a record that
-        still fails becomes an `internal` dead letter)."""
-        try:
-            self._process_batch(records, received)
-        except Exception as exc:
-            log.error("batch failed (%s); processing records one by one", type(exc).__name__)
-            for r in records:
-                try:
-                    self._process_batch([r], received)
-                except Exception as exc1:
-                    log.error("record failed: %s", type(exc1).__name__)
-                    self.publisher.internal_error(r)
+    def process(
+        self, records: list[Any], received: float, parts: set[TopicPartition] | None = None
+    ) -> bool:
+        """Decide a fetched batch (of hot partitions `parts`, default: those of `records`);
+        if it fails as a whole, record by record (a record that still fails becomes an
+        `internal` dead letter). A failed attempt leaves nothing behind: its outputs are
+        dropped and the states it touched put back (streams/worker/rollback.py), so no record
+        is applied twice and no applied record's outputs are lost.
 
-    def _process_batch(self, records: list[Any], received: float) -> None:
+        False when the group no longer grants this member one of `parts` (a zombie: paused
+        or slow past its session): then nothing of the batch is kept, no output and no state
+        change, and its records are the new owner's to decide."""
+        if parts is None:
+            parts = {TopicPartition(r.topic, r.partition) for r in records}
+        applied = self.changelog.applied
+        applied_before = dict(applied)
+        staged = self._staged = []
+        taken: list[Snapshot] = []
+        try:
+            try:
+                taken.append(self._attempt(records, received))
+            except Exception as exc:
+                log.error("batch failed (%s); processing records one by one", type(exc).__name__)
+                for r in records:
+                    try:
+                        taken.append(self._attempt([r], received))
+                    except Exception as exc1:
+                        log.error("record failed: %s", type(exc1).__name__)
+                        self.publisher.internal_error(r)
+                        name = mark("r" if r.topic == self.routed_name else "f", r.partition)
+                        applied[name] = max(applied.get(name, -1), r.offset)  # its outcome
+            if self._lost(parts):
+                # checked after deciding, before anything leaves: a rebalance the hooks have
+                # not run yet (the member was paused) took some of these partitions away
+                self.fenced += 1
+                log.warning("partitions %s no longer ours: batch dropped", sorted(map(str, parts)))
+                for snapshot in reversed(taken):
+                    snapshot.restore()
+                applied.clear()
+                applied.update(applied_before)
+                return False
+        finally:
+            self._staged = None
+        assert self.outbox is not None
+        for rec in staged:
+            self.outbox.add(*rec)
+        return True
+
+    def _attempt(self, records: list[Any], received: float) -> Snapshot:
+        """Decide `records` in one engine call, all or nothing: when it raises, what it staged
+        is dropped and the states it touched are put back."""
+        assert self._staged is not None
+        mark_ = len(self._staged)
+        applied = self.changelog.applied
+        applied_before = dict(applied)
+        taken: list[Snapshot] = []
+        try:
+            self._process_batch(records, received, taken)
+        except Exception:
+            del self._staged[mark_:]
+            applied.clear()
+            applied.update(applied_before)
+            if taken:
+                taken[0].restore()
+            raise
+        if not taken:  # nothing reached the engine: nothing to put back
+            return Snapshot(self.engine, [])
+        return taken[0]
+
+    def _process_batch(self, records: list[Any], received: float, taken: list[Snapshot]) -> None:
         now = utc_now()
         self.tally.clear()  # (what a failed attempt counted: its records are decided again)
         applied = self.changelog.applied
@@ -240,6 +321,8 @@ class HotLoop:
                 batch.extend(
                     self._route_fix(Incoming(POSITIONS, key, m.value, m.partition, m.offset), now)
                 )
+        if batch:
+            taken.append(Snapshot(self.engine, batch))
         results = self.engine.handle_batch(batch, now) if batch else []
         tally = self.tally
         for msg, res in zip(batch, results, strict=True):
@@ -274,6 +357,9 @@ class HotLoop:
 
     # ------------------------------------------------------------ outputs
     def _put(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+        if self._staged is not None:  # a batch being decided: kept only if it succeeds
+            self._staged.append((topic, key, value, partition))
+            return
         assert self.outbox is not None, "the hot loop publishes only while it runs"
         self.outbox.add(topic, key, value, partition)
 

@@ -91,14 +91,14 @@ class MemoryOutbox:
     def __init__(self, log: MemoryLog, auto_ack: bool = True) -> None:
         self.log = log
         self.auto_ack = auto_ack
-        self._pending: list[tuple[str, bytes | None, bytes, int | None]] = []
+        self._pending: list[tuple[str, bytes | None, bytes | None, int | None]] = []
         self._held: list[
-            tuple[tuple[str, bytes | None, bytes, int | None], asyncio.Future[Any]]
+            tuple[tuple[str, bytes | None, bytes | None, int | None], asyncio.Future[Any]]
         ] = []
         self._sent: list[asyncio.Future[Any]] = []
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         self._pending.append((topic, key, value, partition))
 
@@ -118,6 +118,16 @@ class MemoryOutbox:
         for (topic, key, value, partition), fut in held:
             self.log.append(topic, key, value, partition)
             fut.set_result(None)
+
+    def discard(self, topic: str, keep: set[int]) -> int:
+        """Drop what was added to `topic` outside the partitions `keep` and not shipped yet."""
+
+        def dropped(rec: tuple[str, bytes | None, bytes | None, int | None]) -> bool:
+            return rec[0] == topic and (rec[3] is None or rec[3] not in keep)
+
+        n = sum(1 for rec in self._pending if dropped(rec))
+        self._pending = [rec for rec in self._pending if not dropped(rec)]
+        return n
 
     def take_sent(self) -> list[asyncio.Future[Any]]:
         sent, self._sent = self._sent, []
@@ -141,6 +151,7 @@ class MemoryConsumer:
         self.listener = listener
         self._assigned: set[TopicPartition] = set()
         self._position: dict[TopicPartition, int] = {}
+        self._lost: set[TopicPartition] = set()
 
     async def assign(self, partitions: Iterable[int]) -> None:
         """A rebalance: revoke what is held, then give this member `partitions` of every topic,
@@ -148,11 +159,21 @@ class MemoryConsumer:
         if self._assigned:
             await self.listener.on_partitions_revoked(set(self._assigned))
         self._assigned = {TopicPartition(t, p) for t in self.topics for p in partitions}
+        self._lost = set()
         self._position = {tp: self.log.committed.get(tp, 0) for tp in self._assigned}
         await self.listener.on_partitions_assigned(set(self._assigned))
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
+
+    def lose(self, partitions: Iterable[int]) -> None:
+        """The group gives `partitions` to another member while this one is paused: its
+        generation is over, but no hook has run yet (a zombie until it rejoins)."""
+        self._lost |= {TopicPartition(t, p) for t in self.topics for p in partitions}
+
+    def owned(self) -> set[TopicPartition]:
+        """What the group grants this member now (aiokafka: `owned_partitions`)."""
+        return self._assigned - self._lost
 
     async def getmany(
         self, *, timeout_ms: int, max_records: int

@@ -65,6 +65,18 @@ def position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     return int(state.position)
 
 
+def owned_partitions(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+    """The partitions the group grants this member now: its assignment while its generation
+    holds, nothing once the coordinator has reset it (the member was paused or slow past its
+    session and the group moved on without it; the revocation hook runs only when it
+    rejoins). A rebalance in progress does not end the generation: during it the member
+    still owns its partitions, and its revocation hook makes the last commit."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or coordinator.generation < 0 or not coordinator.member_id:
+        return set()
+    return set(consumer.assignment())
+
+
 class Outbox:
     """Records to send, gathered into one record batch per topic partition.
 
@@ -97,7 +109,7 @@ class Outbox:
         return int(_partitioner(key, parts, parts))
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         p = self.partition(topic, key) if partition is None else partition
         slot = (topic, p)
@@ -123,6 +135,22 @@ class Outbox:
                 if fut.done():
                     fut.result()  # a failed send raises here
             self._sent = [f for f in self._sent if not f.done()]
+
+    def discard(self, topic: str, keep: set[int]) -> int:
+        """Drop what was added to `topic` outside the partitions `keep` and not shipped yet
+        (a zombie's state, streams/worker/checkpoint.py); how many records."""
+        n = 0
+        for slot in [k for k in self._open if k[0] == topic and k[1] not in keep]:
+            n += self._open.pop(slot).record_count()
+        full = []
+        for t, p, batch in self._full:
+            if t == topic and p not in keep:
+                n += batch.record_count()
+            else:
+                full.append((t, p, batch))
+        self._full = full
+        self.records -= n
+        return n
 
     def take_sent(self) -> list[asyncio.Future[Any]]:
         """The deliveries of everything shipped so far (the caller awaits them)."""
