@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from alerts import engine as engine_module
 from alerts.banstate import BanState
 from alerts.engine import Incoming
 from geofence.decoding import BANS, POSITIONS
@@ -58,14 +59,14 @@ def test_a_batch_failing_half_way_keeps_every_applied_records_outputs_once(
     before: its state had moved, its outputs were dropped and its retry saw an open episode),
     the middle one becomes an internal dead letter, and no state is applied twice."""
     a, bad, c = same_partition_persons(3)
-    real = BanState.apply_fix
+    real = engine_module.apply_fix
 
-    def apply_fix(self: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
+    def apply_fix(st: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
         if fix.person_id == bad:
             raise RuntimeError("a detector bug")
-        return real(self, ctx, fix, *args)
+        return real(st, ctx, fix, *args)
 
-    monkeypatch.setattr(BanState, "apply_fix", apply_fix)
+    monkeypatch.setattr(engine_module, "apply_fix", apply_fix)  # the engine's fix path
 
     async def go() -> None:
         log = MemoryLog()
