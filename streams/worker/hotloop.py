@@ -32,7 +32,6 @@ from streams.worker.checkpoint import Box, Checkpoint, Committer
 from streams.worker.observer import Observer
 from streams.worker.outbox import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
 from streams.worker.publish import Publisher, utc_now
-from streams.worker.rollback import Snapshot
 from streams.worker.routing import record_key, route_fix, unwrap
 
 log = logging.getLogger("banwatch.worker")
@@ -54,6 +53,10 @@ class Consumer(Committer, Protocol):
     ) -> dict[TopicPartition, list[Any]]: ...
 
     def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+
+#: what `HotLoop.process` did with a batch
+KEPT, FENCED, FAILED = "kept", "fenced", "failed"
 
 
 class HotLoop:
@@ -91,6 +94,12 @@ class HotLoop:
         # outputs of the batch being decided: they reach the outbox only once it succeeded
         self._staged: list[tuple[str, bytes | None, bytes, int | None]] | None = None
         self.fenced = 0  # batches whose outputs and state were dropped: partitions lost
+        self.failed = 0  # batches an engine call failed in: state recovered from the changelog
+        # hot partition -> first offset fetched since its assignment (a recovery's floor)
+        self.origin: dict[TopicPartition, int] = {}
+        # after a failure: records decided one engine call each (hot partition -> offset ranges)
+        self.suspect: dict[TopicPartition, list[tuple[int, int]]] = {}
+        self.poisoned: set[tuple[TopicPartition, int]] = set()  # failed alone: dead letters
         # an error in a rebalance hook (aiokafka would only log it): the loop raises it
         self.fatal: BaseException | None = None
         self.tally: Counter[tuple[str, Outcome, Reason | None]] = Counter()
@@ -142,14 +151,19 @@ class HotLoop:
                 elif batches:
                     await self.wait_for_bans()
                     records = [r for rs in batches.values() for r in rs]
-                    if self.process(records, received, set(batches)):
+                    for tp, rs in batches.items():
+                        self.origin.setdefault(tp, rs[0].offset)
+                    verdict = self.process(records, received, set(batches))
+                    if verdict == KEPT:
                         for tp, rs in batches.items():
                             self.done[tp] = rs[-1].offset + 1
-                    else:  # fenced: nothing of it kept; read again by whoever owns them
+                    elif verdict == FENCED:  # nothing decided; read again by their owner
                         assigned = consumer.assignment()
                         for tp, rs in batches.items():
                             if tp in assigned:
                                 consumer.seek(tp, rs[0].offset)
+                    else:  # failed: back to the last checkpoint, as after a crash
+                        await self.recover(consumer)
                 now = loop.time()
                 if now >= next_tick:
                     next_tick = now + TICK_S
@@ -196,6 +210,36 @@ class HotLoop:
         if self.outbox is not None:
             await self._checkpoint().commit(consumer, self.done)
 
+    async def recover(self, consumer: Consumer) -> None:
+        """After a failed engine call: the state of every assigned partition adopted again
+        from the changelog (the last checkpoint, as after a crash or a rebalance) and the
+        consumer sought back to what its markers say, so the records since are decided again
+        (their outputs published again with the same alert ids and seq, which consumers drop).
+        Called under the lock; the commit in flight finishes first (it holds nothing of the
+        failed batch: it began before it)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+        assigned = consumer.assignment()
+        parts = {
+            tp.partition for tp in assigned if tp.topic in (self.positions_name, self.routed_name)
+        }
+        data = await self.read_state(parts)
+        self.changelog.adopt(self.engine, parts, data)
+        del data
+        self.observer.on_adopted(self.engine)
+        applied = self.changelog.applied
+        for tp in assigned:
+            origin = self.origin.get(tp)
+            if origin is None:  # nothing fetched since the assignment: nothing to decide again
+                continue
+            src = "r" if tp.topic == self.routed_name else "f"
+            last = applied.get(mark(src, tp.partition))
+            at = origin if last is None else max(origin, last + 1)
+            consumer.seek(tp, at)
+            self.done[tp] = at
+        log.warning("state of partitions %s adopted again after a failed batch", sorted(parts))
+
     # ----------------------------------------------------------- rebalance
     async def on_revoked(self) -> None:
         async with self.lock:
@@ -207,6 +251,7 @@ class HotLoop:
                 self.engine.reset_routed()  # nothing is ours until an assignment says so
                 self.changelog.forget()
                 self.done.clear()
+                self._forget_failures()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self.lock:
@@ -221,6 +266,7 @@ class HotLoop:
             data = await self.read_state(parts)
             self.changelog.adopt(self.engine, parts, data)
             del data
+            self._forget_failures()
             self.observer.on_adopted(self.engine)
             # The registry, the zone index and the adopted states are long-lived: hundreds of
             # thousands of objects that every full collection would walk again (a pause in
@@ -233,87 +279,115 @@ class HotLoop:
             self.assigned.set()
 
     # ------------------------------------------------------------ deciding
+    def _forget_failures(self) -> None:
+        self.origin.clear()
+        self.suspect.clear()
+        self.poisoned.clear()
+
     def process(
         self, records: list[Any], received: float, parts: set[TopicPartition] | None = None
-    ) -> bool:
-        """Decide a fetched batch (of hot partitions `parts`, default: those of `records`);
-        if it fails as a whole, record by record (a record that still fails becomes an
-        `internal` dead letter). A failed attempt leaves nothing behind: its outputs are
-        dropped and the states it touched put back (streams/worker/rollback.py), so no record
-        is applied twice and no applied record's outputs are lost.
+    ) -> str:
+        """Decide a fetched batch (of hot partitions `parts`, default: those of `records`).
 
-        False when the group no longer grants this member one of `parts` (a zombie: paused
-        or slow past its session): then nothing of the batch is kept, no output and no state
-        change, and its records are the new owner's to decide."""
+        KEPT: decided, its outputs in the outbox. FENCED: the group no longer grants this
+        member one of `parts` (a zombie: paused or slow past its session): nothing decided,
+        its records are the new owner's. FAILED: an engine call raised; its outputs and those
+        of the whole batch are dropped, and the state has moved half-way: the caller recovers
+        it from the changelog (`recover`), and the batch comes again, then decided an engine
+        call per record of the range that failed (a record that fails alone becomes an
+        `internal` dead letter on the next pass and is marked done). The happy path costs
+        nothing: no state is copied before an engine call."""
         if parts is None:
             parts = {TopicPartition(r.topic, r.partition) for r in records}
-        applied = self.changelog.applied
-        applied_before = dict(applied)
+        if self._lost(parts):
+            # checked before deciding, nothing leaves: a rebalance the hooks have not run yet
+            # (the member was paused) took some of these partitions away
+            self.fenced += 1
+            log.warning("partitions %s no longer ours: batch dropped", sorted(map(str, parts)))
+            return FENCED
         staged = self._staged = []
-        taken: list[Snapshot] = []
         try:
-            try:
-                taken.append(self._attempt(records, received))
-            except Exception as exc:
-                log.error("batch failed (%s); processing records one by one", type(exc).__name__)
-                for r in records:
-                    try:
-                        taken.append(self._attempt([r], received))
-                    except Exception as exc1:
-                        log.error("record failed: %s", type(exc1).__name__)
-                        self.publisher.internal_error(r)
-                        name = mark("r" if r.topic == self.routed_name else "f", r.partition)
-                        applied[name] = max(applied.get(name, -1), r.offset)  # its outcome
-            if self._lost(parts):
-                # checked after deciding, before anything leaves: a rebalance the hooks have
-                # not run yet (the member was paused) took some of these partitions away
-                self.fenced += 1
-                log.warning("partitions %s no longer ours: batch dropped", sorted(map(str, parts)))
-                for snapshot in reversed(taken):
-                    snapshot.restore()
-                applied.clear()
-                applied.update(applied_before)
-                return False
+            runs = [records] if not self.suspect else self._runs(records)
+            for run in runs:
+                try:
+                    self._process_batch(run, received)
+                except Exception as exc:
+                    self._failed(run, exc)
+                    return FAILED
         finally:
             self._staged = None
         assert self.outbox is not None
+        add = self.outbox.add
         for rec in staged:
-            self.outbox.add(*rec)
-        return True
+            add(*rec)
+        if self.suspect or self.poisoned:
+            self._prune()
+        return KEPT
 
-    def _attempt(self, records: list[Any], received: float) -> Snapshot:
-        """Decide `records` in one engine call, all or nothing: when it raises, what it staged
-        is dropped and the states it touched are put back."""
-        assert self._staged is not None
-        mark_ = len(self._staged)
+    def _prune(self) -> None:
+        """Forget the failed ranges and records the markers have passed."""
         applied = self.changelog.applied
-        applied_before = dict(applied)
-        taken: list[Snapshot] = []
-        try:
-            self._process_batch(records, received, taken)
-        except Exception:
-            del self._staged[mark_:]
-            applied.clear()
-            applied.update(applied_before)
-            if taken:
-                taken[0].restore()
-            raise
-        if not taken:  # nothing reached the engine: nothing to put back
-            return Snapshot(self.engine, [])
-        return taken[0]
 
-    def _process_batch(self, records: list[Any], received: float, taken: list[Snapshot]) -> None:
+        def last(tp: TopicPartition) -> int:
+            return applied.get(mark("r" if tp.topic == self.routed_name else "f", tp.partition), -1)
+
+        for tp in list(self.suspect):
+            left = [(lo, hi) for lo, hi in self.suspect[tp] if hi > last(tp)]
+            if left:
+                self.suspect[tp] = left
+            else:
+                del self.suspect[tp]
+        self.poisoned = {(tp, off) for tp, off in self.poisoned if off > last(tp)}
+
+    def _runs(self, records: list[Any]) -> list[list[Any]]:
+        """`records` in engine calls, in order: a record of a range that failed alone."""
+        runs: list[list[Any]] = []
+        plain: list[Any] = []
+        for r in records:
+            ranges = self.suspect.get(TopicPartition(r.topic, r.partition), ())
+            if any(lo <= r.offset <= hi for lo, hi in ranges):
+                if plain:
+                    runs.append(plain)
+                    plain = []
+                runs.append([r])
+            else:
+                plain.append(r)
+        if plain:
+            runs.append(plain)
+        return runs
+
+    def _failed(self, run: list[Any], exc: Exception) -> None:
+        self.failed += 1
+        if len(run) == 1:
+            r = run[0]
+            log.error("record failed: %s", type(exc).__name__)
+            self.poisoned.add((TopicPartition(r.topic, r.partition), r.offset))
+            return
+        log.error("batch failed (%s); its records decided one by one", type(exc).__name__)
+        bounds: dict[TopicPartition, tuple[int, int]] = {}
+        for r in run:
+            tp = TopicPartition(r.topic, r.partition)
+            lo, hi = bounds.get(tp, (r.offset, r.offset))
+            bounds[tp] = (min(lo, r.offset), max(hi, r.offset))
+        for tp, span in bounds.items():
+            self.suspect.setdefault(tp, []).append(span)
+
+    def _process_batch(self, records: list[Any], received: float) -> None:
         now = utc_now()
         self.tally.clear()  # (what a failed attempt counted: its records are decided again)
         applied = self.changelog.applied
         batch: list[Incoming] = []
         marks: dict[str, int] = {}
+        poisoned = self.poisoned
         for m in records:
             src = "r" if m.topic == self.routed_name else "f"
             name = mark(src, m.partition)
             if m.offset <= applied.get(name, -1):
                 continue  # applied before a crash; its changes are in the changelog already
             marks[name] = max(marks.get(name, -1), m.offset)
+            if poisoned and (TopicPartition(m.topic, m.partition), m.offset) in poisoned:
+                self.publisher.internal_error(m)  # failed alone: done, as a dead letter
+                continue
             key = record_key(m.key)
             if src == "r":
                 batch.append(unwrap(key, m.value))
@@ -321,8 +395,6 @@ class HotLoop:
                 batch.extend(
                     self._route_fix(Incoming(POSITIONS, key, m.value, m.partition, m.offset), now)
                 )
-        if batch:
-            taken.append(Snapshot(self.engine, batch))
         results = self.engine.handle_batch(batch, now) if batch else []
         tally = self.tally
         for msg, res in zip(batch, results, strict=True):

@@ -84,6 +84,7 @@ def test_a_batch_failing_half_way_keeps_every_applied_records_outputs_once(
         assert not [x for x in revisions if x["ban_id"] == f"KF-{bad}"]
         dead = [r for r in log.records(NAMES.dead_letters) if r.value is not None]
         assert len(dead) == 1 and b'"internal"' in (dead[0].value or b"")
+        assert w.hot.failed == 2  # the batch, then the bad record alone: state recovered twice
         # every record's marker: all three are done, none to decide again after a crash
         state = await log.read_state(STATE, {partition_for(a)})
         assert state[f"offset:f:{partition_for(a)}"]["d"] == 2
@@ -186,3 +187,63 @@ def test_the_alert_index_drops_resolved_alerts_after_their_retention() -> None:
     assert {k for k in due if k.startswith("R-")} == {
         f"R-{i}" for i in range(40) if partition_for(f"R-{i}") == p
     }
+
+
+def test_a_failed_batch_goes_back_to_the_last_checkpoint_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch decided and published but not yet checkpointed, then a batch that fails: the
+    state goes back to the last checkpoint (the changelog), the consumer back to its markers,
+    and the first batch is decided again. Its breach comes again with the same alert id and
+    seq (what consumers already drop), never with a new one; the failing batch's good record
+    opens its breach once; nothing is lost."""
+    a, b, bad = same_partition_persons(3)
+    real = BanState.apply_fix
+
+    def apply_fix(self: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
+        if fix.person_id == bad:
+            raise RuntimeError("a detector bug")
+        return real(self, ctx, fix, *args)
+
+    monkeypatch.setattr(BanState, "apply_fix", apply_fix)
+
+    async def go() -> None:
+        log = MemoryLog()
+        w = Member(log, [ban(f"KF-{p}", p, f"V-{p}", LON, LAT) for p in (a, b, bad)])
+        await w.consumer.assign(range(log.partitions))
+        w.hot.outbox, w.hot.state_box, w.hot.consumer = w.outbox, w.state_box, w.consumer
+
+        async def step() -> str:
+            batch = await w.consumer.getmany(timeout_ms=0, max_records=100)
+            for tp, rs in batch.items():
+                w.hot.origin.setdefault(tp, rs[0].offset)
+            verdict = w.hot.process([r for rs in batch.values() for r in rs], 0.0, set(batch))
+            if verdict == "kept":
+                for tp, rs in batch.items():
+                    w.hot.done[tp] = rs[-1].offset + 1
+            elif verdict == "failed":
+                await w.hot.recover(w.consumer)
+            await w.outbox.ship()
+            return verdict
+
+        send_fix(log, a, *INSIDE)
+        assert await step() == "kept"  # published; no checkpoint yet
+        first = breaches(log, f"KF-{a}")
+        assert len(first) == 1
+        send_fix(log, b, *INSIDE)
+        send_fix(log, bad, *INSIDE)
+        assert await step() == "failed"
+        assert w.engine.states.get(f"KF-{a}") is None  # back to the last checkpoint: none
+        verdicts = [await step() for _ in range(3)]
+        assert verdicts == ["failed", "kept", "kept"], verdicts  # bad alone, then all again
+        revisions = [x for x in alerts(log) if x["kind"] == "zone_breach"]
+        for p in (a, b):
+            mine = {(x["alert_id"], x["seq"]) for x in revisions if x["ban_id"] == f"KF-{p}"}
+            assert len(mine) == 1, mine  # a's twice at most, with the same id and seq
+        assert breaches(log, f"KF-{a}") == first
+        assert len([x for x in revisions if x["ban_id"] == f"KF-{a}"]) == 2  # decided again
+        dead = [r for r in log.records(NAMES.dead_letters) if r.value is not None]
+        assert len(dead) == 1 and b'"internal"' in (dead[0].value or b"")
+        assert w.hot.changelog.applied[f"f:{partition_for(a)}"] == 2
+
+    run(go())
