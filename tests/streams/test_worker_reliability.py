@@ -198,14 +198,14 @@ def test_a_failed_batch_goes_back_to_the_last_checkpoint_and_loses_nothing(
     seq (what consumers already drop), never with a new one; the failing batch's good record
     opens its breach once; nothing is lost."""
     a, b, bad = same_partition_persons(3)
-    real = BanState.apply_fix
+    real = engine_module.apply_fix
 
-    def apply_fix(self: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
+    def apply_fix(st: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
         if fix.person_id == bad:
             raise RuntimeError("a detector bug")
-        return real(self, ctx, fix, *args)
+        return real(st, ctx, fix, *args)
 
-    monkeypatch.setattr(BanState, "apply_fix", apply_fix)
+    monkeypatch.setattr(engine_module, "apply_fix", apply_fix)  # the engine's fix path
 
     async def go() -> None:
         log = MemoryLog()
