@@ -51,6 +51,18 @@ async def run_for(m: Member, seconds: float) -> None:
     await task
 
 
+def fail_on(monkeypatch: pytest.MonkeyPatch, person: str) -> None:
+    """Make the engine raise, outside its detectors' isolation, on every fix of `person`."""
+    real = engine_module.apply_fix
+
+    def apply_fix(st: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
+        if fix.person_id == person:
+            raise RuntimeError("a detector bug")
+        return real(st, ctx, fix, *args)
+
+    monkeypatch.setattr(engine_module, "apply_fix", apply_fix)  # the engine's fix path
+
+
 def test_a_batch_failing_half_way_keeps_every_applied_records_outputs_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -59,14 +71,7 @@ def test_a_batch_failing_half_way_keeps_every_applied_records_outputs_once(
     before: its state had moved, its outputs were dropped and its retry saw an open episode),
     the middle one becomes an internal dead letter, and no state is applied twice."""
     a, bad, c = same_partition_persons(3)
-    real = engine_module.apply_fix
-
-    def apply_fix(st: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
-        if fix.person_id == bad:
-            raise RuntimeError("a detector bug")
-        return real(st, ctx, fix, *args)
-
-    monkeypatch.setattr(engine_module, "apply_fix", apply_fix)  # the engine's fix path
+    fail_on(monkeypatch, bad)
 
     async def go() -> None:
         log = MemoryLog()
@@ -198,14 +203,7 @@ def test_a_failed_batch_goes_back_to_the_last_checkpoint_and_loses_nothing(
     seq (what consumers already drop), never with a new one; the failing batch's good record
     opens its breach once; nothing is lost."""
     a, b, bad = same_partition_persons(3)
-    real = engine_module.apply_fix
-
-    def apply_fix(st: BanState, ctx: Any, fix: Any, *args: Any) -> Any:
-        if fix.person_id == bad:
-            raise RuntimeError("a detector bug")
-        return real(st, ctx, fix, *args)
-
-    monkeypatch.setattr(engine_module, "apply_fix", apply_fix)  # the engine's fix path
+    fail_on(monkeypatch, bad)
 
     async def go() -> None:
         log = MemoryLog()
