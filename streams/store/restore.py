@@ -10,25 +10,25 @@ worker starts. The worker applies them as it applies any registry record.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy.engine import Engine
 
+from alerts.routing import SOS_AFTER_END
 from streams.kafka.blocking import make_producer, produce_json
 from streams.store import schema
 from streams.store.registry import ban_rows, in_force_versions
 
-#: Bans that ended up to this long ago still matter (rule 8: SOS matched to them).
-ENDED_STILL_MATTER = timedelta(days=30)
-
 
 def bans_in_force(engine: Engine, now: datetime) -> list[dict[str, Any]]:
     """The version of each ban that the registry holds according to the store (`registry`),
-    unless it ended more than 30 days before `now` (aware); with its zones; by ban id."""
-    horizon = now.astimezone(UTC).replace(tzinfo=None) - ENDED_STILL_MATTER
+    unless it ended longer than the core's `SOS_AFTER_END` before `now` (aware); with its zones;
+    by ban id."""
+    # rule 8: an SOS still matches a ban that ended within SOS_AFTER_END
+    horizon = now.astimezone(UTC).replace(tzinfo=None) - SOS_AFTER_END
     b = schema.bans
     with engine.connect() as conn:
         rows, lifted = ban_rows(conn)
