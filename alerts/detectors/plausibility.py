@@ -29,7 +29,7 @@ def implied_speed(a: LastFix, lat: float, lon: float, acc: float, ts: datetime) 
 _M_PER_DEG = 111_700.0
 
 
-def _surely_plausible(a: LastFix, fix: LocationFix, max_speed_mps: float) -> bool:
+def _surely_plausible(a: LastFix, fix: LastFix, max_speed_mps: float) -> bool:
     """A cheap early answer for `implied_speed(a, fix) <= max_speed_mps` (most fixes): an
     upper bound on the distance, along a meridian and then the parallel nearer the equator
     (no shorter than the chord `implied_speed` measures), already allows it."""
@@ -44,6 +44,20 @@ def _surely_plausible(a: LastFix, fix: LocationFix, max_speed_mps: float) -> boo
     return bound - a.accuracy_m - fix.accuracy_m <= max_speed_mps * dt
 
 
+def judge(
+    prev: LastFix | None, anchor: LastFix | None, fix: LastFix, max_speed_mps: float
+) -> float:
+    """Rule 3 for `fix` after the device's previous applied fix `prev` and its newest plausible
+    fix `anchor`: the implied speed (m/s) when it exceeds `max_speed_mps` from both, else 0.
+    The one implementation: the fix path and the report (alerts/report) both call it."""
+    if prev is None or _surely_plausible(prev, fix, max_speed_mps):
+        return 0.0
+    jump = implied_speed(prev, fix.lat, fix.lon, fix.accuracy_m, fix.ts)
+    if jump > max_speed_mps and anchor is not None and anchor is not prev:
+        jump = min(jump, implied_speed(anchor, fix.lat, fix.lon, fix.accuracy_m, fix.ts))
+    return jump if jump > max_speed_mps else 0.0
+
+
 def plausibility(st: BanState, fix: LocationFix, max_speed_mps: float) -> LastFix:
     """Rule 3: the fix as a `LastFix`, with `jump_mps` set when its implied speed from the
     device's previous applied fix, and from the device's newest plausible fix before
@@ -51,17 +65,10 @@ def plausibility(st: BanState, fix: LocationFix, max_speed_mps: float) -> LastFi
     multipath outlier is followed by fixes plausible from the fix before it, a real fast
     move by fixes plausible from it."""
     dev = fix.device_id
-    prev = st.device_last.get(dev)
-    jump = 0.0
-    if prev is not None and not _surely_plausible(prev, fix, max_speed_mps):
-        jump = implied_speed(prev, fix.lat, fix.lon, fix.accuracy_m, fix.ts)
-        if jump > max_speed_mps:
-            anchor = st.device_anchor.get(dev)
-            if anchor is not None and anchor is not prev:
-                jump = min(jump, implied_speed(anchor, fix.lat, fix.lon, fix.accuracy_m, fix.ts))
-        if jump <= max_speed_mps:
-            jump = 0.0
-    me = LastFix.of(fix, jump)
+    me = LastFix.of(fix)
+    jump = judge(st.device_last.get(dev), st.device_anchor.get(dev), me, max_speed_mps)
+    if jump:
+        me = LastFix.of(fix, jump)
     st.device_last[dev] = me
     if not jump:
         st.device_anchor[dev] = me

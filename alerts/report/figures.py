@@ -16,17 +16,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
+from alerts.banstate import LastFix
+from alerts.detectors.plausibility import judge
 from alerts.model import Kind
 from alerts.report.cells import Cell, combine, percentile, protect
 from alerts.report.ledger import UNIT_TASKS, VIOLATION_KINDS, AlertLog, Ledger, TaskLog
 from config.policy import Policy
-from geofence.geodesy import ecef
 
 #: Version of the JSON the report writes; a change of meaning or shape bumps it.
 SCHEMA_VERSION = 1
@@ -567,31 +565,23 @@ def _signal_loss(ledger: Ledger, period: Period, policy: Policy) -> dict[str, Ce
 
 
 def _implausible_from_positions(ledger: Ledger, period: Period, policy: Policy) -> Cell:
-    """Rule 3 recomputed from the input positions: a fix whose distance from the same device's
-    previous fix, minus both accuracies, exceeds `max_speed_mps` times the time between them.
-
-    Distances are chords on the ellipsoid (`geofence.geodesy.ecef`), as the detectors use for
-    thresholds: within 1 m of the geodesic up to 100 km. Vectorised over every fix at once."""
-    fixes = sorted(
-        (device, ts, person, lat, lon, acc)
-        for (device, ts), (person, lat, lon, acc) in ledger.positions.items()
-    )
-    if len(fixes) < 2:
-        return Cell(0, 0)
-    xyz = ecef(np.array([f[3] for f in fixes]), np.array([f[4] for f in fixes]))
-    acc = np.array([f[5] for f in fixes])
-    t = np.array([f[1].timestamp() for f in fixes])
-    same = np.array([a[0] == b[0] for a, b in pairwise(fixes)])
-    dist = np.linalg.norm(xyz[1:] - xyz[:-1], axis=1)
-    excess = dist - acc[1:] - acc[:-1]
-    flagged = same & (excess > policy.max_speed_mps * (t[1:] - t[:-1]))
+    """Rule 3 as the fix path decides it (`alerts.detectors.plausibility.judge`, the one
+    implementation), over each device's input positions in time order: fixes in the period
+    whose implied speed from the device's previous fix, and from its newest plausible one,
+    exceeds `max_speed_mps`."""
     count = 0
     persons: set[str] = set()
-    for k in np.flatnonzero(flagged):
-        cur = fixes[k + 1]
-        if cur[1] in period:
+    last: dict[str, LastFix] = {}
+    anchor: dict[str, LastFix] = {}
+    for (device, ts), (person, lat, lon, acc) in sorted(ledger.positions.items()):
+        me = LastFix(lat, lon, acc, ts, device)
+        jump = judge(last.get(device), anchor.get(device), me, policy.max_speed_mps)
+        last[device] = me
+        if not jump:
+            anchor[device] = me
+        elif ts in period:
             count += 1
-            persons.add(cur[2])
+            persons.add(person)
     return Cell(count, len(persons))
 
 
