@@ -36,6 +36,7 @@ class Policy(BaseModel):
     max_speed_mps: float = Field(40.0, gt=0, allow_inf_nan=False)
     max_future_skew_s: float = Field(30.0, ge=0, allow_inf_nan=False)
     knock_after_approaches: int = Field(3, ge=1)
+    task_accept_sla_s: float = Field(30.0, gt=0, allow_inf_nan=False)
 
     knock_window_s: float = Field(604800.0, gt=0, allow_inf_nan=False)
     approach_window_s: float = Field(300.0, gt=0, allow_inf_nan=False)

@@ -19,6 +19,8 @@ ALERTS = "alerts"
 PATROL_TASKS = "patrol-tasks"
 DEAD_LETTERS = "dead-letters"
 AUDIT = "audit"
+TASK_UPDATES = "task-updates"  # contract v2: patrol units and roles report on their tasks
+PROTECTED_NOTIFICATIONS = "protected-notifications"  # contract v2: warnings to the protected
 
 #: Partitions of every topic, and the faust app's `topic_partitions`: one number for all keeps
 #: any co-partitioned join possible (streams/kafka/topics.py says why).
@@ -43,6 +45,8 @@ class TopicNames:
     patrol_tasks: str = PATROL_TASKS
     dead_letters: str = DEAD_LETTERS
     audit: str = AUDIT
+    task_updates: str = TASK_UPDATES
+    protected_notifications: str = PROTECTED_NOTIFICATIONS
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> TopicNames:

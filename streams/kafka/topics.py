@@ -31,6 +31,8 @@ from config.topics import (
     PATROL_POSITIONS,
     PATROL_TASKS,
     POSITIONS,
+    PROTECTED_NOTIFICATIONS,
+    TASK_UPDATES,
 )
 from streams.kafka.clients import admin_client
 
@@ -117,6 +119,20 @@ SPECS: tuple[TopicSpec, ...] = (
         PARTITIONS,
         {"cleanup.policy": "delete", "retention.ms": "-1"},
         "the record of who consulted what; never expires here (no coordinates or free text)",
+    ),
+    TopicSpec(
+        TASK_UPDATES,
+        PARTITIONS,
+        _retained(days=7, segment_hours=6),
+        "what units and roles report on their tasks (outcomes, consent, free-text notes): "
+        "kept like the tasks they answer; the record store is the archive",
+    ),
+    TopicSpec(
+        PROTECTED_NOTIFICATIONS,
+        PARTITIONS,
+        _retained(days=7, segment_hours=6),
+        "warnings to protected persons' devices; a device that was off reads them within "
+        "the week, the record store keeps them",
     ),
 )
 
