@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -170,7 +171,13 @@ async def read_state(
     """Read partitions of the state changelog to their exact end: key → latest value.
 
     Keys and values are JSON, as faust wrote them when the state was a faust table (so a
-    changelog written by an older worker is read back as is); a null value deletes the key."""
+    changelog written by an older worker is read back as is); a null value deletes the key.
+
+    `BANWATCH_TEST_RECOVERY_DELAY_S` (tests only) makes every read this much slower, as a
+    long changelog on a loaded machine does (tests/chaos/test_slow_recovery.py)."""
+    delay = float(os.environ.get("BANWATCH_TEST_RECOVERY_DELAY_S") or 0)
+    if delay > 0:
+        await asyncio.sleep(delay)
     if not partitions:
         return {}
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
