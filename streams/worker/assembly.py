@@ -46,7 +46,7 @@ from streams.kafka.topics import ensure_internal, ensure_topics
 from streams.worker.agents import Agents
 from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.observer import Observers
-from streams.worker.outbox import Outbox, owned_partitions, read_state
+from streams.worker.outbox import Outbox, keep_alive, owned_partitions, read_state
 from streams.worker.publish import utc_now
 
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
@@ -153,7 +153,8 @@ class Worker:
             )
             state_box = Outbox(producer)
             await state_box.prepare([self.state_name])
-            consumer.subscribe([n.positions, self.routed_name], listener=Rebalance(self.hot))
+            rebalance = Rebalance(self.hot, lambda: keep_alive(consumer))
+            consumer.subscribe([n.positions, self.routed_name], listener=rebalance)
             await consumer.start()
             try:
                 await self.hot.run(

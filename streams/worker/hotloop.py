@@ -18,7 +18,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -443,8 +443,12 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """The hot loop's rebalance hooks: commit before partitions go, adopt when they come. A
     hook that fails stops the worker (aiokafka would log the error and go on)."""
 
-    def __init__(self, hot: HotLoop) -> None:
+    def __init__(
+        self, hot: HotLoop, keep_alive: Callable[[], Coroutine[Any, Any, None]] | None = None
+    ) -> None:
         self.hot = hot
+        # heartbeats the group while the state is recovered (streams/worker/outbox.py)
+        self.keep_alive = keep_alive
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         try:
@@ -454,8 +458,15 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self.hot.fatal = self.hot.fatal or exc
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        alive: asyncio.Task[None] | None = None
+        if self.keep_alive is not None:
+            alive = asyncio.create_task(self.keep_alive())
         try:
             await self.hot.on_assigned(set(assigned))
         except Exception as exc:  # deciding on a half-adopted state would overwrite it
             log.error("state recovery failed: %s", type(exc).__name__)
             self.hot.fatal = self.hot.fatal or exc
+        finally:
+            if alive is not None:
+                alive.cancel()
+                await asyncio.gather(alive, return_exceptions=True)

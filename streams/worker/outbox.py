@@ -78,6 +78,30 @@ def owned_partitions(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
     return set(consumer.assignment())
 
 
+async def keep_alive(consumer: AIOKafkaConsumer) -> None:
+    """Heartbeat the group for `consumer` until cancelled or no longer a member.
+
+    aiokafka stops its heartbeats while the `on_partitions_assigned` hook runs (the Java
+    client heartbeats from a thread of its own throughout), so a state recovery longer than
+    the session timeout got the member expired just after it: it published what it decided
+    until the next heartbeat told it so, then dropped its state unwritten (a zombie's),
+    rejoined and recovered again, and the group could go round like that, every round
+    publishing the same revisions again (docs/reliability.md, "The re-publishing"). Run this
+    beside the hook: an answer that the group is rebalancing or has forgotten this member
+    sets aiokafka's own flags, which the rejoin after the hook and `owned_partitions` read."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "_do_heartbeat"):
+        return
+    every = coordinator._heartbeat_interval_ms / 1000
+    while coordinator.member_id and coordinator.generation >= 0:
+        await asyncio.sleep(every)
+        try:
+            await coordinator._do_heartbeat()
+        except Exception as exc:  # the next regular heartbeat or the rejoin reports it
+            log.warning("heartbeat during state recovery failed: %s", type(exc).__name__)
+            return
+
+
 class Outbox:
     """Records to send, gathered into one record batch per topic partition.
 

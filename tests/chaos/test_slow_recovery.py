@@ -85,5 +85,5 @@ def test_a_slow_recovery_neither_loops_the_group_nor_republishes(
     assert not t.lost, t.summary()
     assert not t.split, t.summary()
     assert t.duplicated <= MAX_DUPLICATES, t.summary()
-    # a join and a leave: a adopts three times, b once (a loop adopts again and again)
-    assert rounds <= 6, rounds
+    # a join and a leave: a adopts three times, b once (6 when the slow member was expired)
+    assert rounds <= 5, rounds
