@@ -46,7 +46,7 @@ from streams.kafka.topics import ensure_internal, ensure_topics
 from streams.worker.agents import Agents
 from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.observer import Observers
-from streams.worker.outbox import Outbox, keep_alive, owned_partitions, read_state
+from streams.worker.outbox import Outbox, keep_alive, owned_partitions, read_state, read_tail
 from streams.worker.publish import utc_now
 
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
@@ -100,6 +100,7 @@ class Worker:
             self.observers,
             self._read_state,
             self._wait_for_bans,
+            lambda starts: read_tail(bootstrap, starts, settings.kafka_security()),
         )
 
     # ------------------------------------------------------------- feeds

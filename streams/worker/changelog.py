@@ -8,6 +8,12 @@ Keys (JSON strings) and values (`{"p": partition, "d": data}`), partitioned like
     unmatched:<alert id>    the alert of an incident matched to no ban, in the incident's scope
     offset:<f|r>:<p>        the last offset of `positions` (f) or `routed` (r) partition p
                             whose changes the state above contains
+    outputs:<p>             {output topic: {partition: offset}}: every output this worker
+                            published after this commit lies at or past these offsets (the
+                            base offsets of the outputs acknowledged by an earlier commit). The
+                            next owner of p reads the output topics from there and does not
+                            publish an alert or task revision it finds again (a SIGKILL's
+                            replay, streams/worker/hotloop.py)
 
 A key whose state is over is tombstoned (a null value), so that recovery does not read it
 for ever: `ban:` once the ban's life ended (lifted, revoked or expired: its end-of-life
@@ -59,6 +65,13 @@ def mark(source: str, partition: int) -> str:
     return f"{source}:{partition}"
 
 
+def _floors_json(floors: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (topic, p), off in sorted(floors.items()):
+        out.setdefault(topic, {})[str(p)] = off
+    return out
+
+
 class ChangelogState:
     """The offsets applied per hot partition, and what of the state was last written."""
 
@@ -68,6 +81,26 @@ class ChangelogState:
         self._marks_written: dict[str, int] = {}  # marker -> offset in the changelog
         self._unmatched_written: dict[str, int] = {}  # unmatched alert id -> its partition
         self._ban_partition: dict[str, int] = {}  # ban id -> partition its state was written to
+        # (output topic, partition) -> base offset of the latest output batch acknowledged
+        self.floors: dict[tuple[str, int], int] = {}
+        self._floors_written: dict[int, dict[tuple[str, int], int]] = {}  # hot partition ->
+        # after an adoption: (output topic, partition) -> lowest floor of the partitions adopted
+        self.adopted_floors: dict[tuple[str, int], int] = {}
+
+    def delivered(self, results: list[Any]) -> None:
+        """Note where acknowledged outputs landed (aiokafka's `RecordMetadata`: the base offset
+        of each batch)."""
+        floors = self.floors
+        for md in results:
+            topic, partition, offset = (
+                getattr(md, "topic", None),
+                getattr(md, "partition", None),
+                getattr(md, "offset", None),
+            )
+            if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
+                slot = (topic, partition)
+                if offset > floors.get(slot, -1):
+                    floors[slot] = offset
 
     def persist(self, engine: Engine, write: Write) -> None:
         """Write what the engine touched, and the offsets applied, each key to its partition
@@ -125,6 +158,11 @@ class ChangelogState:
             if self._marks_written.get(name) != offset:
                 self._marks_written[name] = offset
                 put(f"offset:{name}", int(name.split(":")[1]), offset)
+        if self.floors:
+            for p in sorted({int(name.split(":")[1]) for name in self.applied}):
+                if self._floors_written.get(p) != self.floors:
+                    self._floors_written[p] = dict(self.floors)
+                    put(f"outputs:{p}", p, _floors_json(self.floors))
 
     def forget(self) -> None:
         """Nothing is ours until an assignment says so (after a revocation)."""
@@ -140,6 +178,8 @@ class ChangelogState:
         self._marks_written.clear()
         self._unmatched_written.clear()
         self._ban_partition.clear()
+        self._floors_written.clear()
+        self.adopted_floors = {}
         bans = 0
         for key, value in data.items():
             if not isinstance(value, dict) or value.get("p") not in partitions:
@@ -158,6 +198,12 @@ class ChangelogState:
                 self._unmatched_written[ident] = int(value["p"])
             elif kind == "offset":
                 self.applied[ident] = self._marks_written[ident] = int(d)
+            elif kind == "outputs" and isinstance(d, dict):
+                for topic, parts in d.items():
+                    for p, off in parts.items():
+                        slot = (str(topic), int(p))
+                        held = self.adopted_floors.get(slot)
+                        self.adopted_floors[slot] = int(off) if held is None else min(held, off)
         e.touched.clear()
         e.touched_unmatched.clear()
         log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)

@@ -62,7 +62,8 @@ class Checkpoint:
 
     `finish` (outside the lock: the broker's acknowledgements take a while and the loop
     goes on deciding meanwhile):
-      4. wait until the broker has acknowledged those outputs;
+      4. wait until the broker has acknowledged those outputs (the offsets they got are the
+         floor the next commit writes for a successor to look for published outputs from);
       5. only then send the state and markers (a marker must never be durable before the
          outputs of the records it skips), and wait for their acknowledgement; the state
          of a partition the group no longer grants this member (its generation is over: it
@@ -109,9 +110,10 @@ class Checkpoint:
 
     async def finish(self, consumer: Committer) -> None:
         """Steps 4 to 6."""
-        # 4. the outputs acknowledged
+        # 4. the outputs acknowledged; where they landed bounds what a successor must look
+        # through for outputs published after this commit (changelog.py, "outputs:")
         if self._sent:
-            await asyncio.gather(*self._sent)
+            self.changelog.delivered(await asyncio.gather(*self._sent))
         # 5. state and markers sent and acknowledged, for the partitions still ours
         if self.owned is not None:
             assigned = {tp.partition for tp in consumer.assignment()}

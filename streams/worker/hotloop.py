@@ -9,6 +9,11 @@ come, the state of exactly those partitions is adopted from the changelog.
 
 Nothing here creates a Kafka client: the consumer, the outboxes and the changelog reader are
 handed in, so tests drive the loop in process (streams/worker/memory.py).
+
+Over 400 lines because the loop, its recovery after a failed batch, its rebalance hooks and
+the look for outputs a predecessor already published all move the same state (the engine, the
+markers, `done`, the consumer's positions) under one lock; split, each part would reach into
+the others' fields.
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
+import orjson
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from alerts.engine import Engine, Incoming, Outcome
 from config.policy import Policy
+from config.topics import PARTITIONS
 from geofence.decoding import POSITIONS, Reason
 from geofence.records import LocationFix
 from streams.worker.changelog import ChangelogState, mark
 from streams.worker.checkpoint import Box, Checkpoint, Committer
 from streams.worker.observer import Observer
 from streams.worker.outbox import BATCH_MAX, COMMIT_S, FETCH_WAIT_MS
-from streams.worker.publish import Publisher, utc_now
+from streams.worker.publish import DEDUPED, OutputId, Publisher, output_id, utc_now
 from streams.worker.routing import record_key, route_fix, unwrap
 
 log = logging.getLogger("banwatch.worker")
@@ -40,6 +47,12 @@ TICK_S = 1.0
 
 #: read_state(partitions) -> key -> latest value of the state changelog on those partitions
 ReadState = Callable[[set[int]], Awaitable[dict[str, Any]]]
+#: read_tail({(topic, partition): offset or None}) -> (the records of those partitions from
+#: there on, none where None; the end of each)
+ReadTail = Callable[
+    [Mapping[tuple[str, int], int | None]],
+    Awaitable[tuple[list[Any], dict[tuple[str, int], int]]],
+]
 #: owned() -> the partitions the group grants this member now (empty once its generation is
 #: over, even before the revocation hook has run: a paused or slow member is a zombie)
 Owned = Callable[[], set[TopicPartition]]
@@ -72,6 +85,7 @@ class HotLoop:
         observer: Observer,
         read_state: ReadState,
         wait_for_bans: Callable[[], Awaitable[None]],
+        read_tail: ReadTail | None = None,
     ) -> None:
         self.engine = engine
         self.policy = policy
@@ -82,6 +96,9 @@ class HotLoop:
         self.observer = observer
         self.read_state = read_state
         self.wait_for_bans = wait_for_bans
+        self.read_tail = read_tail
+        # deployed name -> contract name of the output topics looked through after adopting
+        self._deduped = {names[t]: t for t in DEDUPED if t in names}
         self.changelog = ChangelogState()
         self.done: dict[TopicPartition, int] = {}  # hot partition -> next offset to process
         self.consumer: Consumer | None = None
@@ -227,6 +244,7 @@ class HotLoop:
         data = await self.read_state(parts)
         self.changelog.adopt(self.engine, parts, data)
         del data
+        await self._find_published()
         self.observer.on_adopted(self.engine)
         applied = self.changelog.applied
         for tp in assigned:
@@ -266,6 +284,7 @@ class HotLoop:
             data = await self.read_state(parts)
             self.changelog.adopt(self.engine, parts, data)
             del data
+            await self._find_published()
             self._forget_failures()
             self.observer.on_adopted(self.engine)
             # The registry, the zone index and the adopted states are long-lived: hundreds of
@@ -277,6 +296,36 @@ class HotLoop:
             gc.collect()
             gc.freeze()
             self.assigned.set()
+
+    async def _find_published(self) -> None:
+        """After an adoption: the alert and task revisions already on the output topics past
+        the adopted partitions' last commit (their owner died, or a batch failed, after
+        publishing them), which the records decided again must not publish a second time.
+        The floors say where to look from: every output published after that commit lies
+        past them (streams/worker/changelog.py, "outputs:"). An output partition this worker
+        has no floor for yet gets its present end: all it publishes there lies past it."""
+        publisher = self.publisher
+        publisher.published = set()
+        if self.read_tail is None:
+            return
+        adopted = self.changelog.adopted_floors
+        slots = {(t, p): adopted.get((t, p)) for t in self._deduped for p in range(PARTITIONS)}
+        records, ends = await self.read_tail(slots)
+        floors = self.changelog.floors
+        for slot, end in ends.items():
+            floors.setdefault(slot, end)
+        found: set[OutputId] = set()
+        for r in records:
+            if r.value is None:
+                continue
+            try:
+                ident = output_id(self._deduped[r.topic], orjson.loads(r.value))
+            except (orjson.JSONDecodeError, KeyError):
+                continue
+            if ident is not None:
+                found.add(ident)
+        publisher.published = found
+        log.info("%d alert and task revisions already published past the last commit", len(found))
 
     # ------------------------------------------------------------ deciding
     def _forget_failures(self) -> None:

@@ -85,6 +85,20 @@ class MemoryLog:
         return data
 
 
+    async def read_tail(
+        self, starts: Mapping[tuple[str, int], int | None]
+    ) -> tuple[list[Record], dict[tuple[str, int], int]]:
+        """Like streams/worker/outbox.py `read_tail`: the records from those offsets on (none
+        where the offset is None), and the end of every partition named."""
+        records = [
+            r
+            for (topic, p), start in sorted(starts.items())
+            if start is not None
+            for r in self._parts(topic)[p][start:]
+        ]
+        return records, {(t, p): len(self._parts(t)[p]) for t, p in starts}
+
+
 class MemoryOutbox:
     """The hot loop's outbox (streams/worker/outbox.py `Outbox`) writing into a `MemoryLog`."""
 
@@ -116,8 +130,7 @@ class MemoryOutbox:
         """The broker answers: everything shipped is written to the log, in order."""
         held, self._held = self._held, []
         for (topic, key, value, partition), fut in held:
-            self.log.append(topic, key, value, partition)
-            fut.set_result(None)
+            fut.set_result(self.log.append(topic, key, value, partition))  # its "metadata"
 
     def discard(self, topic: str, keep: set[int]) -> int:
         """Drop what was added to `topic` outside the partitions `keep` and not shipped yet."""

@@ -78,6 +78,57 @@ def owned_partitions(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
     return set(consumer.assignment())
 
 
+#: At most this many records of an output partition are read for outputs already published
+#: (a floor that old comes from a worker that rarely writes there: its tail is all it needs).
+MAX_TAIL = 20_000
+
+
+async def read_tail(
+    bootstrap: str, starts: Mapping[tuple[str, int], int | None], security: Mapping[str, Any]
+) -> tuple[list[Any], dict[tuple[str, int], int]]:
+    """The records of (topic, partition)s from the offsets `starts` (at most `MAX_TAIL` before
+    the end; none where the offset is None) to their exact end, and the end of each: what a
+    dead predecessor published after its last commit, and where this worker's own outputs
+    will land from now on (streams/worker/hotloop.py `HotLoop._find_published`)."""
+    tps = [TopicPartition(t, p) for t, p in sorted(starts)]
+    if not tps:
+        return [], {}
+    ends = await asyncio.to_thread(exact_ends, bootstrap, security, tps)
+    todo = {}
+    for tp in tps:
+        floor = starts[(tp.topic, tp.partition)]
+        if floor is None:
+            continue
+        start = max(floor, ends[tp] - MAX_TAIL, 0)
+        if start < ends[tp]:
+            todo[tp] = start
+    out: list[Any] = []
+    last = {(tp.topic, tp.partition): ends[tp] for tp in tps}
+    if not todo:
+        return out, last
+    consumer = groupless_consumer(bootstrap, "banwatch-output-tail", security)
+    await consumer.start()
+    try:
+        consumer.assign(list(todo))
+        for tp, start in todo.items():
+            consumer.seek(tp, start)
+        idle_since = time.monotonic()
+        while todo:
+            batches = await consumer.getmany(*todo, timeout_ms=200, max_records=10000)
+            if batches:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > RECOVERY_STALL_S:
+                raise RuntimeError(f"reading {sorted(map(str, todo))} stalled")
+            for records in batches.values():
+                out.extend(records)
+            for tp in list(todo):
+                if await consumer.position(tp) >= ends[tp]:
+                    del todo[tp]
+    finally:
+        await consumer.stop()
+    return out, last
+
+
 async def keep_alive(consumer: AIOKafkaConsumer) -> None:
     """Heartbeat the group for `consumer` until cancelled or no longer a member.
 

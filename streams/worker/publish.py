@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.engine import Incoming, Outcome, dead_letter
-from alerts.model import Output
+from alerts.model import ALERTS, TASKS, Output
 from config.policy import Policy
 from geofence.decoding import Decoded, Reason, Rejected, decode
 from streams.kafka.blocking import encode_json
@@ -23,6 +23,22 @@ from streams.worker.routing import envelope, partition_for, record_key
 Put = Callable[[str, bytes | None, bytes, int | None], None]
 #: count(topic, outcome, reason): one input record decided
 Count = Callable[[str, Outcome, Reason | None], None]
+#: what consumers dedupe an alert or a task by: (topic, alert_id or task_id, seq)
+OutputId = tuple[str, str, int | None]
+#: the output topics whose records a successor looks for before publishing them again
+DEDUPED = (ALERTS, TASKS)
+
+
+def output_id(topic: str, value: Any) -> OutputId | None:
+    """(topic, alert_id, seq) of an alert, (topic, task_id, seq) of a task (seq None before
+    contract v2's task revisions); None for anything else."""
+    if not isinstance(value, dict):
+        return None
+    ident = value.get("alert_id") if topic == ALERTS else value.get("task_id")
+    if topic not in DEDUPED or not isinstance(ident, str):
+        return None
+    seq = value.get("seq")
+    return (topic, ident, seq if isinstance(seq, int) else None)
 
 
 def utc_now() -> datetime:
@@ -49,9 +65,16 @@ class Publisher:
         self.policy = policy
         self.observer = observer
         self.count = count
+        # alert and task revisions found on the output topics after the last commit of the
+        # partitions adopted (a predecessor published them before it died): not sent again
+        self.published: set[OutputId] = set()
+        self.unsent = 0  # outputs not sent again because they were found there
 
     def send(self, output: Output) -> None:
         topic, key, value = output
+        if self.published and output_id(topic, value) in self.published:
+            self.unsent += 1
+            return
         raw_key = None if key is None else key.encode("utf-8")
         self.put(self.names[topic], raw_key, encode_json(value), None)
         self.observer.on_output(output)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,3 +246,47 @@ def test_a_failed_batch_goes_back_to_the_last_checkpoint_and_loses_nothing(
         assert w.hot.changelog.applied[f"f:{partition_for(a)}"] == 2
 
     run(go())
+
+
+def test_a_successor_does_not_publish_again_what_a_killed_worker_published() -> None:
+    """A worker that dies between commits has published the outputs of records its last
+    commit does not cover; the next owner decides them again. It first reads the output topics
+    from the floors of that commit and sends none of the alert revisions found there. Without
+    the tail read (the control) the same revisions come twice."""
+
+    async def scenario(look: bool) -> tuple[Counter[tuple[str, int]], int]:
+        log = MemoryLog()
+        people = ["P-1", "P-2", "P-3"]
+        bans = [ban(f"KF-{p}", p, f"V-{p}", LON + 0.01 * i, LAT) for i, p in enumerate(people)]
+        a, b = Member(log, bans), Member(log, bans)
+        if look:
+            a.hot.read_tail = b.hot.read_tail = log.read_tail
+        await a.consumer.assign(range(log.partitions))
+        send_fix(log, "P-1", INSIDE[0], INSIDE[1])
+        await a.run_until(lambda: bool(breaches(log, "KF-P-1")))
+        a.hot.outbox, a.hot.state_box, a.hot.consumer = a.outbox, a.state_box, a.consumer
+        async with a.hot.lock:  # a commit that writes where the outputs so far landed
+            await a.hot.commit_now(a.consumer)
+        # then a decides and publishes two more breaches, and dies before its next commit
+        for i, p in enumerate(people[1:], start=1):
+            send_fix(log, p, INSIDE[0], INSIDE[1] + 0.01 * i)
+        batch = await a.consumer.getmany(timeout_ms=0, max_records=100)
+        async with a.hot.lock:
+            a.hot.process([r for rs in batch.values() for r in rs], 0.0)
+            await a.outbox.ship()
+        assert breaches(log, "KF-P-2") and breaches(log, "KF-P-3")
+
+        await b.consumer.assign(range(log.partitions))
+        await b.run_until(lambda: len(b.hot.done) >= 1 and all(
+            b.hot.done.get(tp, 0) >= len(log.read(tp.topic, tp.partition, 0, 1000))
+            for tp in b.consumer.assignment()
+        ))
+        revisions = Counter((x["alert_id"], x["seq"]) for x in alerts(log))
+        return revisions, b.hot.publisher.unsent
+
+    control, unsent = run(scenario(look=False))
+    assert sum(n - 1 for n in control.values()) >= 2 and unsent == 0  # the replay's duplicates
+    revisions, unsent = run(scenario(look=True))
+    assert sum(n - 1 for n in revisions.values()) == 0, revisions
+    assert unsent >= 2
+    assert len(revisions) == len(control) == 3  # the same three breaches, each once
