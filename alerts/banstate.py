@@ -11,6 +11,7 @@ Its snapshot (alerts/snapshot.py) is written from these attributes. Times come f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import deque
@@ -25,13 +26,24 @@ from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import HeldBan
 from geofence.evaluation import Episode
+from geofence.geodesy import ecef1
 from geofence.records import LocationFix
 
 log = logging.getLogger("banwatch.detectors")
 
 
-@dataclass(frozen=True, slots=True)
-class LastFix:
+class _EcefSlot:
+    """A place for a fix's earth-centred position, computed at most once per fix (rule 3
+    compares every fix with the device's previous one): a slot, not a dataclass field, so it
+    is in no snapshot, comparison or repr, and a `LastFix` read back from a snapshot (or
+    copied) computes it again when first asked."""
+
+    __slots__ = ("_xyz",)
+    _xyz: tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class LastFix(_EcefSlot):
     lat: float
     lon: float
     accuracy_m: float
@@ -40,9 +52,45 @@ class LastFix:
     # implied speed (m/s) of an implausible jump (rule 3: counts at most as possible), else 0
     jump_mps: float = 0.0
 
+    def __init__(
+        self,
+        lat: float,
+        lon: float,
+        accuracy_m: float,
+        ts: datetime,
+        device_id: str,
+        jump_mps: float = 0.0,
+    ) -> None:
+        # the generated __init__ of a frozen dataclass sets each field with
+        # object.__setattr__; the slots' own setters do the same at half the cost (one
+        # LastFix is built per fix)
+        _set_lat(self, lat)
+        _set_lon(self, lon)
+        _set_accuracy_m(self, accuracy_m)
+        _set_ts(self, ts)
+        _set_device_id(self, device_id)
+        _set_jump_mps(self, jump_mps)
+
     @classmethod
     def of(cls, fix: LocationFix, jump_mps: float = 0.0) -> LastFix:
         return cls(fix.lat, fix.lon, fix.accuracy_m, fix.ts, fix.device_id, jump_mps)
+
+    def xyz(self) -> tuple[float, float, float]:
+        """Earth-centred coordinates of (lat, lon) (`geofence.geodesy.ecef1`), kept."""
+        xyz: tuple[float, float, float] | None = getattr(self, "_xyz", None)
+        if xyz is None:
+            xyz = ecef1(self.lat, self.lon)
+            object.__setattr__(self, "_xyz", xyz)
+        return xyz
+
+    def keep_xyz(self, xyz: tuple[float, float, float]) -> None:
+        """Keep `xyz`, computed by the caller as `ecef1(self.lat, self.lon)`."""
+        object.__setattr__(self, "_xyz", xyz)
+
+
+_set_lat, _set_lon, _set_accuracy_m, _set_ts, _set_device_id, _set_jump_mps = (
+    LastFix.__dict__[f.name].__set__ for f in dataclasses.fields(LastFix)
+)
 
 
 #: Rule 5: how many of each person's fixes are kept to find the one closest in time to a late

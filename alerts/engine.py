@@ -322,16 +322,6 @@ class Engine:
         self.touched.add(ban_id)
         return lifecycle.end_of_life(st, at, why)
 
-    def _end_due(self, ban_id: str, st: BanState) -> datetime | None:
-        """When the ban's end of life is due for `st` (`_AT_ONCE` when it is already over but
-        was not applied here, as for a state adopted after its ban was lifted)."""
-        if st.ended is not None:
-            return None
-        held = self.registry.get(ban_id)
-        if held is None or held.record.status != "active":
-            return _AT_ONCE
-        return held.record.valid_until
-
     def _ctx(self, held: HeldBan, now: datetime) -> Ctx:
         return Ctx(self.policy, self.fleet, held, now, self.knock)
 
@@ -353,9 +343,17 @@ class Engine:
     def _schedule(self, ban_id: str) -> None:
         st = self.states[ban_id]
         nxt = timers.next_deadline(st, self.policy)
-        end = self._end_due(ban_id, st)
-        if end is not None and (nxt is None or end < nxt):
-            nxt = end
+        if st.ended is None:
+            # its end of life is due too: at `valid_until`, or at once when it is already
+            # over but was not applied here (a state adopted after its ban was lifted)
+            ban = self.registry.get(ban_id)
+            end = (
+                _AT_ONCE
+                if ban is None or ban.record.status != "active"
+                else ban.record.valid_until
+            )
+            if end is not None and (nxt is None or end < nxt):
+                nxt = end
         if nxt is not None:
             held = self._scheduled.get(ban_id)
             if held is None or nxt < held:

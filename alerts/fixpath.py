@@ -32,9 +32,13 @@ def apply_fix(
             signal.seen(st, ctx, fix, me)
         except Exception as exc:
             ctx.failed("signal_lost", exc)
+        quiet = fix.accuracy_m  # beyond it, with no episode anywhere, a zone has nothing to say
         for zone_id in sorted(zone_sd):
+            sd = zone_sd[zone_id]
+            if sd - quiet > 0.0 and not st.episodes:
+                continue  # `zone.detect`'s own first answer (most fixes), without the call
             try:
-                zone.detect(st, ctx, zone_id, zone_sd[zone_id], fix, me.jump_mps)
+                zone.detect(st, ctx, zone_id, sd, fix, me.jump_mps)
             except Exception as exc:
                 ctx.failed("zone_breach", exc)
         if rec.proximity_m is not None:

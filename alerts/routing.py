@@ -42,16 +42,14 @@ def fix_bans(registry: BanRegistry, fix: LocationFix) -> list[Concern]:
     """The bans in force at the fix's time that it concerns, in the order they are decided:
     those restraining its person, then those protecting its person (each sorted by ban id)."""
     person, ts = fix.person_id, fix.ts
-    get = registry.get
+    held_bans = registry.held  # the ids below are all held
     out: list[Concern] = []
     for ban_id in registry.restraining_ids(person):
-        held = get(ban_id)
-        assert held is not None
+        held = held_bans[ban_id]
         if held.record.in_force(ts):
             out.append((ban_id, held, True))
     for ban_id in registry.protecting_ids(person):
-        held = get(ban_id)
-        assert held is not None
+        held = held_bans[ban_id]
         if held.record.in_force(ts):
             out.append((ban_id, held, False))
     return out
@@ -63,17 +61,15 @@ def fix_routes(registry: BanRegistry, fix: LocationFix) -> dict[str, list[Concer
     person: a key with no ban in force still receives the fix (it is decided there as
     concerning nothing), as the stream has always forwarded it. Sorted by person."""
     person, ts = fix.person_id, fix.ts
-    get = registry.get
+    held_bans = registry.held  # the ids below are all held
     routes: dict[str, list[Concern]] = {}
     for ban_id in registry.restraining_ids(person):
-        held = get(ban_id)
-        assert held is not None
+        held = held_bans[ban_id]
         mine = routes.setdefault(person, [])
         if held.record.in_force(ts):
             mine.append((ban_id, held, True))
     for ban_id in registry.protecting_ids(person):
-        held = get(ban_id)
-        assert held is not None
+        held = held_bans[ban_id]
         rec = held.record
         mine = routes.setdefault(rec.restrained_person, [])
         if rec.in_force(ts):

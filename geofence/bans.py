@@ -8,6 +8,7 @@ is in force is asked with an event time (`ContactBan.in_force`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,6 +55,9 @@ class BanRegistry:
         self.table = ZoneTable()
         self.index = ZoneIndex(self.table)
         self._held: dict[str, HeldBan] = {}
+        #: ban id -> held ban, read-only: `get` without a call per ban (routing asks for
+        #: every fix)
+        self.held: Mapping[str, HeldBan] = self._held
         self._versions: dict[str, int] = {}
         self._by_restrained: dict[str, set[str]] = {}
         self._by_protected: dict[str, set[str]] = {}

@@ -44,7 +44,8 @@ def ecef(lat: FloatArray | float, lon: FloatArray | float) -> FloatArray:
     )
 
 
-def _ecef1(lat: float, lon: float) -> tuple[float, float, float]:
+def ecef1(lat: float, lon: float) -> tuple[float, float, float]:
+    """`ecef` of one point, without numpy."""
     phi, lam = math.radians(lat), math.radians(lon)
     s, c = math.sin(phi), math.cos(phi)
     n = _A / math.sqrt(1 - _E2 * s * s)
@@ -54,8 +55,8 @@ def _ecef1(lat: float, lon: float) -> tuple[float, float, float]:
 def chord_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Distance in metres through the ellipsoid between two surface points (see module doc).
     Scalar and numpy-free: it runs per fix on the hot path."""
-    x1, y1, z1 = _ecef1(lat1, lon1)
-    x2, y2, z2 = _ecef1(lat2, lon2)
+    x1, y1, z1 = ecef1(lat1, lon1)
+    x2, y2, z2 = ecef1(lat2, lon2)
     return math.sqrt((x1 - x2) ** 2 + (y1 - y2) ** 2 + (z1 - z2) ** 2)
 
 

@@ -5,6 +5,9 @@ so `python3 -m pytest -m "not slow"` (the fast tier) never waits for one. A test
 broker fixture without those markers fails at collection: the fast tier must not grow slow by
 accident.
 
+A test module that asks for `pg` (a PostgreSQL server of its own, tests/store/postgres.py) must
+be marked postgres and slow, likewise.
+
 Every test gets its own record-store directory: `banwatch up` (run as a subprocess by many
 tests, with the test's environment) keeps a SQLite record store under `BANWATCH_DATA_DIR`,
 default `./banwatch-data`, and restores the bans in force from it at start. Without this, one
@@ -18,8 +21,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.store.postgres import PostgresServer
 
 os.environ.setdefault("BANWATCH_DATA_DIR", tempfile.mkdtemp(prefix="banwatch-test-data-"))
 
@@ -38,6 +45,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests using the embedded broker must be marked broker and slow: "
             + ", ".join(unmarked[:5])
         )
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "pg" in getattr(item, "fixturenames", ())
+        and not (item.get_closest_marker("postgres") and item.get_closest_marker("slow"))
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using PostgreSQL must be marked postgres and slow: " + ", ".join(unmarked[:5])
+        )
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test module's own, started once for the module (skipped,
+    with the reason, where none can run here)."""
+    from tests.store import postgres  # not imported by the tests that need no server
+
+    with postgres.running() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

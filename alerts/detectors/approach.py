@@ -101,9 +101,10 @@ def detect(
     window = duration(pol.approach_window_s)
     spacing = duration(pol.approach_window_s / 15)
     keep_within = pol.approach_m + pol.max_speed_mps * pol.approach_window_s
+    episodes = st.episodes
     for target, dist, acc, zone_id, person in targets:
         key = f"approach|{target}"
-        held = st.episodes.get(key)
+        held = episodes.get(key) if episodes else None
         exit_reason = ""
         hist = st.approach.get(target)
         closing = 0.0
@@ -124,15 +125,15 @@ def detect(
                 hist.append((fix.ts, dist, acc))
             elif not hist:
                 del st.approach[target]
-        name = f"zone '{zone_id}'" if zone_id else f"protected person {person}"
         if held is None:
             # already inside: that is a breach, not an approach
             if not (closing > 0 and 0 < dist <= pol.approach_m):
-                continue
+                continue  # most fixes
             ep: Episode | None = Episode(Confidence.probable)
             tr = Transition.enter
             st.closing_at[key] = fix.ts
-        else:
+        name = f"zone '{zone_id}'" if zone_id else f"protected person {person}"
+        if held is not None:
             ep, tr = held, Transition.stay
             if closing > 0:
                 st.closing_at[key] = fix.ts

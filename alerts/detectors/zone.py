@@ -19,7 +19,9 @@ def detect(
         lvl = Confidence.possible
     key = f"zone_breach|{zone_id}"
     held = st.episodes.get(key)
-    if held is None and lvl is None:  # no episode, none starts: nothing to say (most fixes)
+    # no episode, none starts: nothing to say (most fixes; alerts/fixpath.py does not even
+    # call when the state has no episode at all)
+    if held is None and lvl is None:
         return
     ep, tr = observe(held, lvl, sd, fix.accuracy_m, pol)
     zone = ctx.ban.zones[zone_id]

@@ -5,7 +5,6 @@ command (BANWATCH_DATABASE_URL) writes its audit record into the server's audit 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,9 @@ from streams.store import schema
 from streams.store.db import database_url, engine_for
 from tests.report import golden
 from tests.report.store import figures_of, file_figures, fill, stored_golden
-from tests.store.postgres import PostgresServer, unavailable_reason
+from tests.store.postgres import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = PostgresServer().init()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_report_on_postgres(

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,44 +23,9 @@ from streams.store.export import export
 from tests.report.store import write_jsonl
 from tests.report.test_demo_store import check_private
 from tests.streams.test_commands import banwatch
-from tests.streams.workers import ROOT
+from tests.streams.up import Up
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-class UpDemo:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "up", "--demo"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("ready in"):
-                self.ready.set()
-
-    def tail(self) -> str:
-        return "\n".join(self.lines[-40:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
 
 
 def test_report_on_the_store_of_up_demo(tmp_path: Path) -> None:
@@ -82,9 +43,9 @@ def test_report_on_the_store_of_up_demo(tmp_path: Path) -> None:
         "BANWATCH_DATA_DIR": str(data),
     }
     bootstrap = f"127.0.0.1:{ports['BROKER']}"
-    up = UpDemo(env)
+    up = Up(env, "--demo")
     try:
-        assert up.ready.wait(120), up.tail()
+        up.wait_ready(120)
         engine = engine_for(None, str(data))
         deadline = time.monotonic() + 150
         a = schema.alerts
@@ -132,5 +93,5 @@ def test_report_on_the_store_of_up_demo(tmp_path: Path) -> None:
             assert list(stored) == on_topic
         engine.dispose()
     finally:
-        up.stop()
+        up.stop(40, group=True)
     assert (data / SQLITE_FILE).is_file()

@@ -13,7 +13,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from streams.kafka.broker import free_port
 
@@ -106,3 +109,18 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[PostgresServer]:
+    """A started server, closed afterwards; the test is skipped, with the reason, where none
+    can run (the `pg` fixture of tests/conftest.py)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer().init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -28,24 +28,11 @@ from streams.store.restore import bans_in_force
 from streams.store.retention import erase
 from streams.store.sink import Sink
 from tests.store.helpers import ban_value, iso, store
-from tests.store.postgres import PostgresServer, unavailable_reason
+from tests.store.postgres import PostgresServer
 
 NAIVE = datetime(2026, 12, 3)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = PostgresServer().init()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -11,14 +11,9 @@ tracks it: acknowledging is refused), in the history, and the consultation in th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +28,8 @@ from streams.kafka.broker import free_port
 from streams.store import schema
 from streams.store.db import engine_for
 from tests.streams.test_commands import banwatch
-from tests.streams.workers import ROOT, ban, fix, ts
+from tests.streams.up import Up
+from tests.streams.workers import ban, fix, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -57,65 +53,6 @@ def api(base: str, path: str, token: str, body: dict[str, Any] | None = None) ->
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-class Up:
-    """`banwatch up` in its own process group, its output collected."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "up"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("ready in"):
-                self.ready.set()
-
-    def wait_ready(self) -> None:
-        assert self.ready.wait(90), "\n".join(self.lines[-40:])
-
-    @property
-    def console(self) -> str:
-        return next(x.split(" ", 1)[1] for x in self.lines if x.startswith("console: http"))
-
-    def kill_everything(self) -> None:
-        """SIGKILL `up`'s process group and every child of it (the broker runs in a session of
-        its own, so that Ctrl-C reaches the worker first): nothing gets to stop cleanly."""
-        children = [
-            int(p.name)
-            for p in Path("/proc").iterdir()
-            if p.name.isdigit() and _ppid(p) == self.proc.pid
-        ]
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(30)
-
-
-def _ppid(proc_dir: Path) -> int | None:
-    try:
-        stat = (proc_dir / "stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _port_free(port: int, timeout_s: float = 10) -> None:
