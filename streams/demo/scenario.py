@@ -41,11 +41,22 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.topics import CONTACT_BANS, INCIDENTS, PATROL_POSITIONS, POSITIONS, TopicNames
+from config.topics import (
+    CONTACT_BANS,
+    INCIDENTS,
+    PATROL_POSITIONS,
+    PATROL_TASKS,
+    POSITIONS,
+    TASK_UPDATES,
+    TopicNames,
+)
 from streams.kafka.blocking import encode_json
 from streams.kafka.clients import record_producer
+
+if TYPE_CHECKING:
+    from streams.demo.actors import Pace
 
 log = logging.getLogger("banwatch.demo")
 
@@ -380,6 +391,25 @@ def heartbeat(t: float) -> list[Record]:
     return out
 
 
+def driven(record: Record, drives: Mapping[str, Track]) -> Record:
+    """A patrol car's position record where the demo's actors drive it instead of its script
+    (streams/demo/actors.py)."""
+    drive = drives.get(record.key) if record.topic == PATROL_POSITIONS else None
+    if drive is None:
+        return record
+    lat, lon = drive.at(record.at_s)
+    value = {**record.value, "lat": round(lat, 6), "lon": round(lon, 6)}
+    return Record(record.at_s, record.topic, record.key, value, record.lag_s, record.stamped)
+
+
+def scripted_position(unit: str, t: float) -> LatLon | None:
+    """Where the script has patrol car `unit` at `t` seconds into the demo."""
+    for name, where in UNITS:
+        if name == unit:
+            return where.at(min(t, SCRIPT_S))
+    return None
+
+
 async def play_demo(
     bootstrap: str,
     prefix: str,
@@ -387,8 +417,12 @@ async def play_demo(
     *,
     speed: float = 1.0,
     security: Mapping[str, Any] | None = None,
+    actors: bool = False,
+    pace: Pace | None = None,
 ) -> None:
-    """Send the demo to the input topics in real time (`speed` > 1: faster) until `stop`."""
+    """Send the demo to the input topics in real time (`speed` > 1: faster) until `stop`.
+    `actors`: units and roles answer their tasks too (streams/demo/actors.py, `pace` theirs),
+    as `banwatch up --demo` plays it."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     names = TopicNames.with_prefix(prefix)
@@ -397,6 +431,27 @@ async def play_demo(
     await producer.start()
     loop = asyncio.get_running_loop()
     start = loop.time()
+    drives: dict[str, Track] = {}
+    players: asyncio.Task[None] | None = None
+    if actors:
+        from streams.demo.actors import Actors, Pace
+
+        async def answer(task_id: str, value: dict[str, Any]) -> None:
+            await producer.send_and_wait(
+                topic[TASK_UPDATES], key=task_id.encode("utf-8"), value=encode_json(value)
+            )
+
+        cast = Actors(
+            answer,
+            lambda: (loop.time() - start) * speed,
+            scripted_position,
+            drives,
+            pace if pace is not None else Pace(),
+            speed,
+        )
+        players = asyncio.create_task(
+            cast.run(bootstrap, topic[PATROL_TASKS], stop, security), name="demo-actors"
+        )
 
     async def wait_until(at_s: float) -> bool:
         delay = start + at_s / speed - loop.time()
@@ -406,7 +461,9 @@ async def play_demo(
         return not stop.is_set()
 
     async def send(record: Record) -> None:
-        value = stamp(record, datetime.now(UTC))
+        if players is not None and players.done():
+            players.result()  # the actors failed: so does the demo
+        value = stamp(driven(record, drives), datetime.now(UTC))
         await producer.send(
             topic[record.topic], key=record.key.encode("utf-8"), value=encode_json(value)
         )
@@ -429,4 +486,8 @@ async def play_demo(
             for record in heartbeat(t):
                 await send(record)
     finally:
+        if players is not None:
+            players.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await players
         await producer.stop()
