@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from streams.demo.scenario import LatLon, Track, track
+from streams.demo.tracks import LatLon, Track, track
 from streams.kafka.clients import groupless_consumer
 
 log = logging.getLogger("banwatch.demo")

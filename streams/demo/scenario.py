@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 from collections.abc import Mapping
@@ -52,6 +51,7 @@ from config.topics import (
     TASK_UPDATES,
     TopicNames,
 )
+from streams.demo.tracks import LatLon, Track, track
 from streams.kafka.blocking import encode_json
 from streams.kafka.clients import record_producer
 
@@ -79,8 +79,6 @@ HORNSTULL = (59.3157, 18.0340)
 KUNGSHOLMEN = (59.3300, 18.0300)
 VASASTAN = (59.3450, 18.0450)
 
-LatLon = tuple[float, float]
-
 
 def move(p: LatLon, north_m: float, east_m: float) -> LatLon:
     """The point `north_m`/`east_m` metres from `p` (local flat approximation)."""
@@ -96,28 +94,6 @@ def box(centre: LatLon, half_ns_m: float, half_ew_m: float) -> list[list[float]]
     n, e = move(centre, half_ns_m, half_ew_m)
     ring = [(w, s), (e, s), (e, n), (w, n), (w, s)]
     return [[round(x, 6), round(y, 6)] for x, y in ring]
-
-
-@dataclass(frozen=True)
-class Track:
-    """A position as a function of seconds since the start: straight legs between waypoints
-    `(t, lat, lon)`, standing still before the first and after the last."""
-
-    points: tuple[tuple[float, float, float], ...]
-
-    def at(self, t: float) -> LatLon:
-        pts = self.points
-        if t <= pts[0][0]:
-            return pts[0][1], pts[0][2]
-        for (t0, a0, o0), (t1, a1, o1) in itertools.pairwise(pts):
-            if t <= t1:
-                f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
-                return a0 + (a1 - a0) * f, o0 + (o1 - o0) * f
-        return pts[-1][1], pts[-1][2]
-
-
-def track(*points: tuple[float, LatLon]) -> Track:
-    return Track(tuple((t, p[0], p[1]) for t, p in points))
 
 
 def circling(centre: LatLon, radius_m: float, period_s: float, phase: float = 0.0) -> Track:
