@@ -120,13 +120,7 @@ def new_alert(
 
 
 def refresh_units(ctx: Ctx, a: Alert, at: datetime) -> None:
-    if a.position is None:
-        a.recommended_units = []
-        return
-    recs = ctx.fleet.nearest(
-        a.position["lat"], a.position["lon"], at, ctx.policy, ctx.policy.recommended_units
-    )
-    a.recommended_units = [r.as_value() for r in recs]
+    tasklife.recommend(ctx.policy, ctx.fleet, a, at)
 
 
 def step(st: BanState, ctx: Ctx, s: EpisodeStep) -> None:

@@ -30,6 +30,18 @@ MAX_UNITS = 3
 _UNIT_KINDS = ("respond", "protect")
 
 
+def recommend(policy: Policy, fleet: Fleet, a: Alert, at: datetime) -> None:
+    """The alert's `recommended_units` as of `at`: the nearest free units to its position
+    (busy ones never: alerts/assignment.py)."""
+    if a.position is None:
+        a.recommended_units = []
+        return
+    recs = fleet.nearest(
+        a.position["lat"], a.position["lon"], at, policy, policy.recommended_units
+    )
+    a.recommended_units = [r.as_value() for r in recs]
+
+
 def asked(a: Alert) -> frozenset[str]:
     """Every unit asked for this alert (either kind): none is asked twice."""
     return frozenset(t.unit_id for t in a.tasks if t.unit_id is not None)
@@ -128,6 +140,7 @@ def _next(policy: Policy, fleet: Fleet, a: Alert, t: Task, at: datetime, out: li
     if any(x.state in _ANSWERED for x in _of(a, t.kind)):
         return
     why = f"no unit accepted the {t.kind} task: {MAX_UNITS} units asked"
+    recommend(policy, fleet, a, at)
     if a.state is State.acknowledged:
         a.reason = f"{why}; the alert stays acknowledged"
         out.append((ALERTS, a.alert_id, a.revision(at)))
@@ -181,6 +194,7 @@ def update(
         r["outcome"] = t.outcome
         changed = True
     if changed:
+        recommend(policy, fleet, a, at)
         out.append((ALERTS, a.alert_id, a.revision(at)))
     return None
 
