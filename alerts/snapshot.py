@@ -2,8 +2,8 @@
 
 The stream worker keeps every `BanState`, every unmatched-incident `Alert`, every knock
 count and every restrained person's outreach chain (`Outreach`) in a table whose values are
-JSON; a worker that takes over a partition rebuilds its engine from them. A restored state must decide exactly as the lost one would have, so the
-round trip keeps everything:
+JSON; a worker that takes over a partition rebuilds its engine from them. A restored state
+must decide exactly as the lost one would have, so the round trip keeps everything:
 
 - datetimes as RFC 3339 text with their own offset and always six fractional digits;
 - enums by value; ints stay ints and floats stay floats (JSON keeps the difference);
