@@ -17,9 +17,17 @@ from config.topics import ALERT_ACKS, CONTACT_BANS
 from config.topics import INCIDENTS as INCIDENTS
 from config.topics import PATROL_POSITIONS as PATROL_POSITIONS
 from config.topics import POSITIONS as POSITIONS
+from config.topics import TASK_UPDATES as TASK_UPDATES
 from geofence.bans import CompiledBan
 from geofence.evaluation import duration
-from geofence.records import AlertAction, ContactBan, Incident, LocationFix, PatrolPosition
+from geofence.records import (
+    AlertAction,
+    ContactBan,
+    Incident,
+    LocationFix,
+    PatrolPosition,
+    TaskUpdate,
+)
 from geofence.zones import ZoneError
 
 
@@ -35,6 +43,9 @@ class Reason(StrEnum):
     unknown_topic = "unknown_topic"
     unknown_alert = "unknown_alert"  # an action names an alert this service never issued
     internal = "internal"  # a detector failed on this record (a bug; the record is kept)
+    unknown_task = "unknown_task"  # a task update names a task this service does not hold
+    invalid_transition = "invalid_transition"  # backwards, after an end state, wrong unit/role,
+    # or an outcome outside the task kind's set (contract v2)
 
 
 # the input topics, by the names this module has always used (config/topics.py is the registry)
@@ -46,6 +57,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     PATROL_POSITIONS: PatrolPosition,
     INCIDENTS: Incident,
     ACKS: AlertAction,
+    TASK_UPDATES: TaskUpdate,
 }
 _KEY_FIELD = {
     BANS: "ban_id",
@@ -53,6 +65,7 @@ _KEY_FIELD = {
     PATROL_POSITIONS: "unit_id",
     INCIDENTS: "incident_id",
     ACKS: "alert_id",
+    TASK_UPDATES: "task_id",
 }
 INPUT_TOPICS = tuple(_MODELS)
 
@@ -70,7 +83,9 @@ class Rejected:
     error: str
 
 
-Decoded = CompiledBan | LocationFix | PatrolPosition | Incident | AlertAction | Tombstone
+Decoded = (
+    CompiledBan | LocationFix | PatrolPosition | Incident | AlertAction | TaskUpdate | Tombstone
+)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -138,5 +153,5 @@ def decode(
             return CompiledBan.build(record)
         except ZoneError as exc:
             return Rejected(Reason.geometry, f"zones: {exc}")
-    assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction))
+    assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction, TaskUpdate))
     return record

@@ -23,12 +23,13 @@ from geofence.decoding import (
     INPUT_TOPICS,
     PATROL_POSITIONS,
     POSITIONS,
+    TASK_UPDATES,
     Reason,
     Rejected,
     Tombstone,
     decode,
 )
-from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition
+from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition, TaskUpdate
 from tests.unit.catalogue import (
     CIRCLE,
     INVALID,
@@ -42,6 +43,7 @@ from tests.unit.catalogue import (
     incident,
     patrol,
     rect,
+    task_update,
     ts,
 )
 
@@ -54,6 +56,7 @@ VALID: dict[str, tuple[str, dict[str, Any], type]] = {
     PATROL_POSITIONS: ("unit_id", patrol(), PatrolPosition),
     INCIDENTS: ("incident_id", incident(), Incident),
     ACKS: ("alert_id", action(), AlertAction),
+    TASK_UPDATES: ("task_id", task_update(), TaskUpdate),
 }
 
 
