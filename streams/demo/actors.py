@@ -6,9 +6,12 @@ after a task appears (the demo plays in real time, so due times of hours or days
 acting at once; the acceptance SLA, 30 s of wall clock, by answering within seconds):
 
 - a unit of `UNITS` accepts its respond or protect task, reports en route, drives to the
-  target (its `patrol-positions` move there: `Drives`, read by the demo's feed), reports on
-  scene on arrival and closes with its kind's outcome; `DECLINES` declines the first task it is
-  offered (the task moves on to the next nearest unit) and stays where it is;
+  target (its `patrol-positions` move there: `drives`, read by the demo's feed), reports on
+  scene on arrival and closes with its kind's outcome; the first respond task for the ban of
+  `DECLINE_BAN` is declined by its unit (the task moves on to the next nearest unit, and the
+  unit stays where it is). A respond or protect task issued for an event older than
+  `STALE_S` is left alone: it is past its acceptance SLA before anyone could answer (the
+  tamper alarm, relayed 45 s late, goes on to the next unit at once);
 - the investigator holds every interview (`held`); the negotiator holds the motivational talk
   of `CONSENTS` (`held_accepts_help`, `consent_to_share: true`): a referral to social services
   follows. Other role tasks (P-7731's talk, referrals, knocks) and the units not listed here
@@ -39,8 +42,10 @@ log = logging.getLogger("banwatch.demo")
 
 #: The units the demo plays; the others are left for the console.
 UNITS = frozenset({"CI-1210", "SÖ-2140", "SM-3310", "SM-3320", "SM-3330"})
-#: Units that decline the first task they are offered.
-DECLINES = frozenset({"SM-3320"})
+#: The ban whose first respond task is declined (P-8810's, on Södermalm).
+DECLINE_BAN = "KF-2026-0077"
+#: A respond or protect task created this long before it is read is not answered.
+STALE_S = 20.0
 #: How a unit closes its task, by task kind (CI-1210 finds nobody: the tag was torn off).
 OUTCOMES = {"respond": "contact_made", "protect": "protected_safe"}
 UNIT_OUTCOMES = {"CI-1210": "not_found"}
@@ -96,6 +101,14 @@ def update(task: dict[str, Any], by: str, role: str, action: str, **extra: Any) 
     return value
 
 
+def _created(task: dict[str, Any]) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(str(task.get("created_at")))
+    except ValueError:
+        return None
+    return created if created.tzinfo is not None else None
+
+
 #: send(task id, update): publishes one record to `task-updates`
 Send = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -124,7 +137,7 @@ class Actors:
         self.since = since or datetime.now(UTC)
         self.state: dict[str, tuple[int, str]] = {}  # task id -> (highest seq, its state)
         self.answered: set[str] = set()
-        self.declined: set[str] = set()
+        self.declined: set[str] = set()  # bans whose first respond was declined
         self.jobs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------- reading
@@ -157,15 +170,19 @@ class Actors:
 
     def _recent(self, task: dict[str, Any]) -> bool:
         """Only tasks of this demo run (a broker kept from an earlier run has older ones)."""
-        try:
-            created = datetime.fromisoformat(str(task.get("created_at")))
-        except ValueError:
-            return False
-        return created.tzinfo is not None and created >= self.since - timedelta(minutes=2)
+        created = _created(task)
+        return created is not None and created >= self.since - timedelta(minutes=2)
+
+    @staticmethod
+    def _age_s(task: dict[str, Any]) -> float:
+        created = _created(task)
+        return 0.0 if created is None else (datetime.now(UTC) - created).total_seconds()
 
     def _job(self, task: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
         kind, unit, role = task.get("kind"), task.get("unit_id"), task.get("role")
         if kind in OUTCOMES and unit in UNITS:
+            if self._age_s(task) > STALE_S:
+                return None
             return self._patrol(task, str(unit))
         person = task.get("restrained_person")
         if kind == "interview" and role == "investigator":
@@ -186,8 +203,9 @@ class Actors:
         if self._ended(task_id):
             return
         here = self._position(unit)
-        if unit in DECLINES and unit not in self.declined:
-            self.declined.add(unit)
+        ban = task.get("ban_id")
+        if task["kind"] == "respond" and ban == DECLINE_BAN and ban not in self.declined:
+            self.declined.add(ban)
             if here is not None:  # stays where it is
                 self.drives[unit] = track((self.clock(), here))
             await self.send(task_id, update(task, unit, "patrol", "decline"))

@@ -4,13 +4,19 @@ positions move to its target (the loop itself runs on the broker: test_demo_loop
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.demo.actors import Actors, Pace, distance_m
 from streams.demo.scenario import PATROL_POSITIONS, Record, Track, driven, scripted_position
 
-NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+def ago(seconds: float) -> str:
+    t = datetime.now(UTC) - timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+NOW = ago(0)
 ZERO = Pace(answer_s=0, drive_mps=1000, drive_min_s=0.05, drive_max_s=0.05, on_scene_s=0, role_s=0)
 TARGET = {"lat": 59.33, "lon": 18.03}
 
@@ -67,13 +73,16 @@ def test_a_unit_accepts_drives_arrives_and_closes_with_its_kinds_outcome() -> No
     assert start is not None and distance_m(drives["SM-3310"].at(0), start) < 1
 
 
-def test_the_declining_unit_declines_its_first_task_only() -> None:
-    sent, _ = play(
-        [task("t1", "respond", unit_id="SM-3320", target=TARGET)],
-        [task("t2", "respond", unit_id="SM-3320", target=TARGET)],
+def test_the_first_respond_task_of_the_declining_ban_is_declined_the_next_accepted() -> None:
+    ban = {"ban_id": "KF-2026-0077", "target": TARGET}
+    sent, drives = play(
+        [task("t1", "respond", unit_id="SM-3310", **ban)],
+        [task("t2", "respond", unit_id="SM-3320", **ban)],
     )
     assert [(u["task_id"], u["action"]) for u in sent][:2] == [("t1", "decline"), ("t2", "accept")]
     assert sent[-1]["outcome"] == "contact_made"
+    start = scripted_position("SM-3310", 0.0)  # the decliner stays where it was then
+    assert start is not None and distance_m(drives["SM-3310"].at(1e9), start) < 1
 
 
 def test_roles_hold_the_interview_and_the_consenting_persons_talk_only() -> None:
@@ -97,6 +106,7 @@ def test_a_task_that_ends_is_answered_no_further_and_old_ones_not_at_all() -> No
         [
             task("t1", "respond", unit_id="SÖ-2140", target=TARGET),
             task("old", "respond", unit_id="SÖ-2140", created_at="2020-01-01T00:00:00Z"),
+            task("stale", "respond", unit_id="CI-1210", created_at=ago(45)),  # past its SLA
             task("t2", "respond", unit_id="CI-1210", target=TARGET, seq=2, state="accepted"),
         ],
         [task("t1", "respond", unit_id="SÖ-2140", seq=2, state="cancelled")],
