@@ -46,9 +46,10 @@ UNITS = frozenset({"CI-1210", "SÖ-2140", "SM-3310", "SM-3320", "SM-3330"})
 DECLINE_BAN = "KF-2026-0077"
 #: A respond or protect task created this long before it is read is not answered.
 STALE_S = 20.0
-#: How a unit closes its task, by task kind (CI-1210 finds nobody: the tag was torn off).
+#: How a unit closes its task, by task kind; at the tamper alarm of P-5120's ban nobody is
+#: found (the tag was torn off).
 OUTCOMES = {"respond": "contact_made", "protect": "protected_safe"}
-UNIT_OUTCOMES = {"CI-1210": "not_found"}
+BAN_OUTCOMES = {"KF-2026-0103": "not_found"}
 #: Restrained persons whose motivational talk ends with help accepted and consent given.
 CONSENTS = frozenset({"P-8810"})
 #: Who acts for a role (the `by` of its updates).
@@ -230,7 +231,7 @@ class Actors:
         await asyncio.sleep(self.pace.on_scene_s)
         if self._ended(task_id):
             return
-        outcome = UNIT_OUTCOMES.get(unit, OUTCOMES[str(task["kind"])])
+        outcome = BAN_OUTCOMES.get(str(ban), OUTCOMES[str(task["kind"])])
         await self.send(task_id, update(task, unit, "patrol", "done", outcome=outcome))
 
     async def _role(self, task: dict[str, Any], role: str, **result: Any) -> None:

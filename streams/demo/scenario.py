@@ -6,17 +6,29 @@ tests/streams/test_console_demo.py):
 - 0: three contact bans are registered; ankle tags, a victim's phone and seven patrol cars
   report every 5 s.
 - 3: the monitoring centre relays a **tamper** alarm from P-5120's tag on Kungsholmen, raised
-  45 s earlier: a priority-1 `tamper` alert and a `respond` task for CI-1210.
+  45 s earlier: a priority-1 `tamper` alert and a `respond` task for CI-1210, already past
+  its acceptance SLA (`task_accept_sla_s`, counted from the alarm): `expired`, and the task
+  goes on to SM-3330.
 - 5: P-7731 drives towards the protected home near Södertälje centrum: `approach` (p2).
 - 11: P-8810 cycles down Götgatan towards P-2207 on Medborgarplatsen: `approach` (p2).
 - 18: nobody acknowledged the tamper alarm within `ack_sla_s` of its raising: **escalated**.
 - 20: a neighbour's **tip** about a man outside the protected home: `tip` (p3).
 - 26-31: P-8810 comes within 500 m of P-2207: `proximity_breach`, possible (p2) then
-  confirmed (p1) with `respond` (SM-3320) and `protect` (SM-3310) tasks and the follow-up chain.
+  confirmed (p1) with `respond` and `protect` tasks for two Södermalm cars and the outreach
+  chain's `interview`.
 - 40: P-7731 is inside the home zone: `zone_breach` (p1, confirmed), `respond` for SÖ-2140 and
-  the follow-up chain. From 40-45 s the tasked patrol cars drive to their targets.
+  an `interview`.
 - 91 and 100: the two breaches, unless acknowledged by then, escalate.
 - 150-175: both men leave, their episodes end. The demo then keeps every device reporting.
+
+With `actors` (as `up --demo` plays it; streams/demo/actors.py) the units and roles answer
+(measured in one run at the default pace): SM-3330 accepts the tamper task at 7 s, drives to
+Kungsholmen and closes it at 58 s; P-8810's respond car declines at 35 s and the task moves
+on to CI-1210, which accepts, drives and closes; SM-3310 protects P-2207; the investigator
+holds P-8810's interview (37 s), the negotiator the motivational talk with consent (44 s),
+and a `referral` to social services appears; SÖ-2140 accepts at 44 s, is on scene at the
+protected home at 57 s and closes at 67 s. Without actors nobody answers: every respond
+expires after `task_accept_sla_s` and goes to the next unit, three times.
 
 The tamper alarm's relay delay is how real alarms reach a stream (the device's own time, late);
 it is also what lets the escalation show within the first minute. P-5120's tag stays silent
