@@ -25,6 +25,7 @@ from config.policy import load_policy
 from geofence.decoding import BANS, PATROL_POSITIONS, POSITIONS, TASK_UPDATES
 from tests.unit.catalogue import circle, direct, encode
 from tests.unit.test_scenarios import NAMES, Output, events, first, output, ts
+from tests.unit.test_scenarios import SCENARIOS as SCENARIOS_DIR
 
 POLICY = load_policy()
 SLA = timedelta(seconds=POLICY.task_accept_sla_s)
@@ -532,3 +533,143 @@ def test_the_chain_follows_outcomes_as_the_contract_says(
         if t["seq"] == 1 and t["kind"] in CHAIN and t["restrained_person"] == "P-900"
     ]
     assert got == expect
+
+
+# ------------------------------------------------------------------------ by hand
+def _update(desk: Desk, task: dict[str, Any], action: str, **extra: Any) -> Result:
+    value = {
+        "task_id": task["task_id"],
+        "by": task["unit_id"] or "op-9",
+        "role": "patrol" if task["unit_id"] else task["role"],
+        "ts": desk.now.isoformat(),
+        "action": action,
+        "outcome": None,
+        "consent_to_share": None,
+        "note": None,
+        **extra,
+    }
+    return desk.send(TASK_UPDATES, task["task_id"], value)
+
+
+def _latest(desk: Desk, kind: str) -> dict[str, Any]:
+    return [t for t in desk.tasks if t["kind"] == kind][-1]
+
+
+def test_a_unit_busy_on_another_worker_is_not_tasked() -> None:
+    """`Engine.note_task`: a revision seen on patrol-tasks (another partition's task) makes
+    its unit busy here; an older or repeated revision changes nothing; done frees it."""
+    desk = Desk()
+    nearest = "U-1"
+    foreign = {"task_id": "t-far", "seq": 2, "unit_id": nearest, "state": "accepted"}
+    desk.engine.note_task(foreign)
+    desk.engine.note_task({**foreign, "seq": 1, "state": "assigned"})  # older: ignored
+    desk.breach("P-900")
+    respond = _latest(desk, "respond")
+    assert respond["unit_id"] != nearest
+    alert = desk.engine.states[BAN_IDS[0]].alerts[respond["alert_id"]]
+    assert nearest not in [u["unit_id"] for u in alert.recommended_units]
+    desk.engine.note_task({**foreign, "seq": 3, "state": "done"})
+    assert not desk.engine.fleet.busy(nearest)
+
+
+def test_resolving_an_alert_cancels_its_tasks_and_frees_the_unit() -> None:
+    desk = Desk()
+    desk.breach("P-900")
+    respond = _latest(desk, "respond")
+    assert _update(desk, respond, "accept").reason is None
+    assert desk.engine.fleet.busy(respond["unit_id"])
+    desk.now += timedelta(minutes=2)
+    ack = {
+        "alert_id": respond["alert_id"],
+        "action": "resolve",
+        "by": "op-1",
+        "ts": desk.now.isoformat(),
+        "note": None,
+    }
+    desk.send("alert-acks", respond["alert_id"], ack)
+    last = _latest(desk, "respond")
+    assert (last["task_id"], last["state"]) == (respond["task_id"], "cancelled")
+    assert not desk.engine.fleet.busy(respond["unit_id"])
+    interview = _latest(desk, "interview")
+    assert interview["state"] == "assigned"  # the chain is about the person: it goes on
+    assert _update(desk, last, "on_scene").reason.value == "invalid_transition"
+
+
+def test_a_violation_while_the_talk_is_open_revises_the_talk() -> None:
+    desk = Desk()
+    desk.breach("P-900")
+    assert _update(desk, _latest(desk, "interview"), "done", outcome="held").reason is None
+    talk = _latest(desk, "motivational_talk")
+    desk.now += timedelta(hours=1)
+    incident = {
+        "incident_id": "I-1",
+        "ts": desk.now.isoformat(),
+        "kind": "reported_contact",
+        "ban_id": BAN_IDS[0],
+    }
+    desk.send("incidents", "I-1", incident)
+    revised = _latest(desk, "motivational_talk")
+    assert (revised["task_id"], revised["seq"], revised["violations"]) == (talk["task_id"], 2, 2)
+    assert len({t["task_id"] for t in desk.tasks if t["kind"] == "interview"}) == 1
+
+
+def test_a_referral_not_reached_is_asked_again_and_its_answer_closes_the_chain() -> None:
+    desk = Desk()
+    desk.breach("P-900")
+    _update(desk, _latest(desk, "interview"), "done", outcome="held")
+    _update(
+        desk,
+        _latest(desk, "motivational_talk"),
+        "done",
+        outcome="held_accepts_help",
+        consent_to_share=True,
+    )
+    first_ref = _latest(desk, "referral")
+    _update(desk, first_ref, "done", outcome="not_reached")
+    desk.now += RETRY_AFTER
+    desk.patrols()
+    again = _latest(desk, "referral")
+    assert again["task_id"] != first_ref["task_id"] and again["chain"] == first_ref["chain"]
+    assert again["created_at"] == desk.now.isoformat().replace("+00:00", "Z")
+    assert _update(desk, again, "done", outcome="declined").reason is None
+    desk.now += timedelta(days=2)
+    desk.patrols()
+    assert _latest(desk, "referral")["task_id"] == again["task_id"]  # closed: nothing more
+
+
+def test_a_knock_task_has_the_lifecycle_of_its_role() -> None:
+    engine = Engine(POLICY, event_clock=True)
+    d = SCENARIOS_DIR / "knock"
+    for line in (d / "bans.jsonl").read_text("utf-8").splitlines():
+        engine.handle(Incoming(BANS, None, line.encode()), datetime(2027, 1, 1, tzinfo=UTC))
+    knocks: list[dict[str, Any]] = []
+    for line in (d / "events.jsonl").read_text("utf-8").splitlines():
+        e = json.loads(line)
+        raw = None if e["value"] is None else json.dumps(e["value"]).encode()
+        r = engine.handle(Incoming(e["topic"], e["key"], raw), datetime(2027, 1, 1, tzinfo=UTC))
+        knocks += [v for tp, _, v in r.outputs if tp == TASKS and v and v["kind"] == "knock"]
+    [knock] = knocks
+    assert knock["role"] == "outreach" and knock["restrained_person"]
+    base = {
+        "task_id": knock["task_id"],
+        "by": "out-1",
+        "ts": knock["created_at"],
+        "outcome": None,
+        "consent_to_share": None,
+        "note": None,
+    }
+
+    def send(**v: Any) -> Result:
+        return engine.handle(
+            Incoming(TASK_UPDATES, knock["task_id"], encode({**base, **v})),
+            datetime(2027, 1, 1, tzinfo=UTC),
+        )
+
+    assert send(role="patrol", action="accept").reason.value == "invalid_transition"
+    assert send(role="outreach", action="done", outcome="held").reason.value == (
+        "invalid_transition"
+    )
+    r = send(role="outreach", action="done", outcome="not_home")
+    assert r.reason is None
+    [(_, key, done)] = r.outputs
+    assert (key, done["state"], done["outcome"], done["seq"]) == ("outreach", "done", "not_home", 2)
