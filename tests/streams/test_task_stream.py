@@ -10,7 +10,9 @@ policy file) on a worker of its own."""
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,10 +43,14 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sla_policy(tmp_path_factory.mktemp("policy"), LONG_SLA_S)
 
 
+WORKERS: dict[str, WorkerProc] = {}  # prefix -> the module's worker
+
+
 @pytest.fixture(scope="module")
 def worker(broker: EmbeddedBroker, policy_file: Path) -> Iterator[tuple[str, Feed]]:
     prefix = f"tu{time.monotonic_ns() % 10**8}."
     w = WorkerProc(broker.bootstrap, prefix, BANWATCH_POLICY_FILE=str(policy_file)).start()
+    WORKERS[prefix] = w
     feed = Feed(broker.bootstrap, prefix)
     try:
         yield prefix, feed
@@ -250,6 +256,14 @@ def test_an_unknown_task_and_an_invalid_transition_go_to_dead_letters(
     assert unknown["key"] == "no-such-task"
     got = tasks(broker, prefix, lambda r: True, timeout_s=3)
     assert latest(got)[task["task_id"]]["state"] == "done"  # the late accept changed nothing
+    ready = next(line for line in WORKERS[prefix].lines if line.startswith("worker: ready"))
+    url = re.search(r"metrics: (http://\S+/metrics)", ready)
+    assert url, ready
+    with urllib.request.urlopen(url.group(1), timeout=5) as resp:
+        text = resp.read().decode()
+    for reason in ("unknown_task", "invalid_transition"):
+        series = f'banwatch_dead_letters_total{{reason="{reason}",topic="task-updates"}}'
+        assert f"{series} 1.0" in text, [ln for ln in text.splitlines() if "task-updates" in ln]
 
 
 def test_a_busy_unit_is_not_tasked_by_an_alert_on_another_workers_partition(
