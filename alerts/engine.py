@@ -5,11 +5,12 @@ as event time advances); the stream worker calls `handle_batch` with the wall cl
 on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
 measured in one vectorised pass, then the per-ban state machines run in record order.
 
-(About 600 lines, on purpose: this is where records meet the per-ban states, and the one
-timer heap, the alert owners and the `touched` sets it keeps must change together on every
-path: input, incidents, timers, end of life, the stream's hand-over. What a record concerns
-is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py, alerts/detectors/,
-alerts/lifecycle.py and alerts/timers.py.)
+(About 750 lines, on purpose: this is where records meet the per-ban states, and the one
+timer heap, the alert and task owners and the `touched` sets it keeps must change together on
+every path: input, incidents, task updates, timers, end of life, the stream's hand-over. What
+a record concerns is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py,
+alerts/detectors/, alerts/lifecycle.py and alerts/timers.py, what a task update does in
+alerts/tasklife.py and alerts/outreach.py.)
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ from alerts.routing import (
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
-from geofence.decoding import TASK_UPDATES, Decoded, Reason, Rejected, Tombstone, decode
+from geofence.decoding import (
+    TASK_UPDATES,
+    Decoded,
+    Reason,
+    Rejected,
+    Tombstone,
+    decode,
+    without_note,
+)
 from geofence.evaluation import duration
 from geofence.records import (
     AlertAction,
@@ -120,7 +129,7 @@ UNKNOWN_ALERT_DEAD_LETTER_BYTES = 4096
 
 def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
     raw = msg.value or b""
-    redacted = msg.topic == TASK_UPDATES and _without_note(raw)
+    redacted = msg.topic == TASK_UPDATES and without_note(raw)
     if redacted:
         raw = redacted
     key = msg.key
@@ -152,20 +161,6 @@ def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -
     if redacted:
         value["raw_redacted"] = "note"
     return (DEAD_LETTERS, key, value)
-
-
-def _without_note(raw: bytes) -> bytes:
-    """A task update's bytes without its free-text `note` (contract v2: never forwarded, so
-    not in a dead letter either), or b"" when there is no note to take out. A record that is
-    no JSON object is kept as it is: nothing can be told apart in it."""
-    try:
-        v = json.loads(raw)
-    except (ValueError, RecursionError):
-        return b""
-    if not isinstance(v, dict) or "note" not in v:
-        return b""
-    v.pop("note")
-    return json.dumps(v, ensure_ascii=False).encode("utf-8")
 
 
 def _as_text(raw: bytes, budget: int) -> str | None:

@@ -6,6 +6,7 @@ that names the field, for the `dead-letters` record. Nothing here raises for bad
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -155,3 +156,17 @@ def decode(
             return Rejected(Reason.geometry, f"zones: {exc}")
     assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction, TaskUpdate))
     return record
+
+
+def without_note(raw: bytes) -> bytes:
+    """A task update's bytes without its free-text `note` (contract v2: stored, never
+    forwarded, so not in a dead letter either), or b"" when there is no note to take out. A
+    record that is no JSON object is kept as it is: nothing can be told apart in it."""
+    try:
+        v = json.loads(raw)
+    except (ValueError, RecursionError):
+        return b""
+    if not isinstance(v, dict) or "note" not in v:
+        return b""
+    v.pop("note")
+    return json.dumps(v, ensure_ascii=False).encode("utf-8")
