@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -31,7 +32,15 @@ from alerts.engine import UNKNOWN_ALERT_DEAD_LETTER_BYTES, Engine, Incoming, Out
 from alerts.routing import alert_route_key, incident_targets
 from config.policy import Policy
 from config.topics import PARTITIONS, TASK_UPDATES, TopicNames
-from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, Rejected
+from geofence.decoding import (
+    ACKS,
+    BANS,
+    INCIDENTS,
+    PATROL_POSITIONS,
+    Reason,
+    Rejected,
+    without_note,
+)
 from geofence.records import AlertAction, Incident, TaskUpdate
 from streams.worker.observer import Observer
 from streams.worker.publish import Publisher, utc_now
@@ -257,6 +266,11 @@ class Agents:
                     if d is None:
                         continue
                     assert isinstance(d, TaskUpdate)
+                    # the free-text note is stored from `task-updates` by the record store and
+                    # never forwarded (contract v2): the internal copies go without it
+                    bare = without_note(m.value)
+                    if bare:
+                        msg = replace(msg, value=bare)
                     if not self._route_task(msg, d):
                         unknown.append((msg, d))
                 except Exception as exc:

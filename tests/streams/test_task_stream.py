@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 
+from streams.kafka.blocking import follow
 from streams.kafka.broker import EmbeddedBroker
 from streams.worker.routing import partition_for
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, patrol, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 
+NOTE = "the unit met her at the door of Storgatan 3"
 TEST_SLA_S = 6.0
 LONG_SLA_S = 300.0
 LAT, LON = 59.1950, 17.6280
@@ -138,7 +140,8 @@ def test_a_respond_task_accepted_en_route_on_scene_and_done_shows_on_the_alert(
     breach(feed, "KF-T1", "P-T1", lon, [("SÖ-T1", 0.004)])
     task = first_respond(broker, prefix, "KF-T1")
     assert task["unit_id"] == "SÖ-T1" and task["state"] == "assigned"
-    for action in ("accept", "en_route", "on_scene"):
+    answer(feed, task, "accept", note=NOTE)
+    for action in ("en_route", "on_scene"):
         answer(feed, task, action)
     answer(feed, task, "done", outcome="arrested")
     got = tasks(broker, prefix, lambda r: latest(r).get(task["task_id"], {}).get("state") == "done")
@@ -158,6 +161,10 @@ def test_a_respond_task_accepted_en_route_on_scene_and_done_shows_on_the_alert(
     assert response["unit_id"] == "SÖ-T1" and response["outcome"] == "arrested"
     assert response["accepted_at"] is not None and response["on_scene_at"] is not None
     assert mine[0]["response"] is None  # nobody had accepted when the alert opened
+    # the note is stored from task-updates, never copied on (nor in any output)
+    for topic in ("banwatch-routed", "banwatch-task-route", "alerts", "patrol-tasks"):
+        raw = [r.value for r in follow(broker.bootstrap, prefix + topic, True, idle_timeout_s=0.5)]
+        assert raw and not any(NOTE.encode() in (v or b"") for v in raw), topic
 
 
 def test_a_role_task_routes_to_its_restrained_person_and_the_chain_moves_on(
