@@ -191,6 +191,32 @@ def test_a_role_task_routes_to_its_restrained_person_and_the_chain_moves_on(
     assert talk["role"] == "negotiator" and talk["restrained_person"] == "P-T2"
 
 
+def test_an_unmatched_sos_task_reaches_its_incident_scope(
+    broker: EmbeddedBroker, worker: tuple[str, Feed]
+) -> None:
+    """An SOS that matches no ban: its alert and task live under `incident:<id>`, which the
+    alert index knows; the update finds it through the alert's owner."""
+    prefix, feed = worker
+    lat, lon = LAT + 0.2, LON + 0.8
+    feed.send("patrol-positions", "SÖ-S1", patrol("SÖ-S1", lat + 0.004, lon, ts()))
+    feed.flush()
+    time.sleep(0.8)
+    sos = {"incident_id": "I-S1", "ts": ts(), "kind": "sos", "lat": lat, "lon": lon}
+    feed.send("incidents", "I-S1", sos)
+    feed.flush()
+
+    def sos_task(records: list[Json]) -> list[Json]:
+        return [r for r in records if r["unit_id"] == "SÖ-S1" and r["kind"] == "respond"]
+
+    task = sos_task(tasks(broker, prefix, lambda r: bool(sos_task(r))))[0]
+    assert task["ban_id"] is None
+    answer(feed, task, "accept")
+    got = tasks(
+        broker, prefix, lambda r: latest(r).get(task["task_id"], {}).get("state") == "accepted"
+    )
+    assert latest(got)[task["task_id"]]["state"] == "accepted"
+
+
 def test_a_decline_moves_the_task_to_the_next_unit(
     broker: EmbeddedBroker, worker: tuple[str, Feed]
 ) -> None:
