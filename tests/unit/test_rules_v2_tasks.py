@@ -737,3 +737,18 @@ def test_a_new_owner_after_every_record_decides_the_same(name: str) -> None:
     assert [json.loads(x) for x in text.splitlines()] == [
         json.loads(x) for x in golden.splitlines()
     ]
+
+
+def test_an_adopted_state_is_the_truth_about_its_units() -> None:
+    """A failed engine call is recovered by adopting the state again: a revision it had
+    noted (its output dropped) must not keep a unit busy."""
+    desk = Desk()
+    desk.breach("P-900")
+    respond = _latest(desk, "respond")
+    unit = respond["unit_id"]
+    saved = dump_ban_state(desk.engine.states[BAN_IDS[0]])
+    assert _update(desk, respond, "accept").reason is None
+    assert desk.engine.fleet.busy(unit)
+    desk.engine.reset_routed()  # the call "failed": its outputs are dropped, state adopted
+    desk.engine.adopt(load_ban_state(saved))
+    assert not desk.engine.fleet.busy(unit) and desk.engine.fleet.asked(unit)
