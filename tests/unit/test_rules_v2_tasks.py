@@ -752,3 +752,36 @@ def test_an_adopted_state_is_the_truth_about_its_units() -> None:
     desk.engine.reset_routed()  # the call "failed": its outputs are dropped, state adopted
     desk.engine.adopt(load_ban_state(saved))
     assert not desk.engine.fleet.busy(unit) and desk.engine.fleet.asked(unit)
+
+
+def test_one_incident_on_two_of_the_persons_bans_is_one_violation() -> None:
+    desk = Desk()
+    for ban_id in BAN_IDS:  # both bans restrain P-900 now (version 2)
+        value = {
+            "ban_id": ban_id,
+            "version": 2,
+            "kind": "extended",
+            "status": "active",
+            "restrained_person": "P-900",
+            "protected_persons": ["P-910"],
+            "valid_from": "2026-11-01T00:00:00Z",
+            "valid_until": "2027-05-01T00:00:00Z",
+            "electronic_monitoring": True,
+            "proximity_m": None,
+            "zones": {"type": "FeatureCollection", "features": [circle("home", *HOME, 150)]},
+        }
+        desk.send(BANS, None, value)
+    desk.breach("P-900")
+    desk.now += timedelta(hours=1)
+    incident = {
+        "incident_id": "I-2",
+        "ts": desk.now.isoformat(),
+        "kind": "reported_contact",
+        "person_id": "P-900",
+    }
+    r = desk.send("incidents", "I-2", incident)
+    opened = [
+        v for tp, _, v in r.outputs if tp == "alerts" and v and v["kind"] == "reported_contact"
+    ]
+    assert len(opened) == 2  # one alert per ban
+    assert [t["violations"] for t in desk.tasks if t["kind"] == "interview"][-1] == 2
