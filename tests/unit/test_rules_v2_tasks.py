@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -785,3 +786,22 @@ def test_one_incident_on_two_of_the_persons_bans_is_one_violation() -> None:
     ]
     assert len(opened) == 2  # one alert per ban
     assert [t["violations"] for t in desk.tasks if t["kind"] == "interview"][-1] == 2
+
+
+def test_an_unmatched_sos_keeps_its_own_tasks_and_deadlines() -> None:
+    """An SOS that matches no ban holds its respond task itself (its incident's scope): the
+    deadline passes, the next unit is asked, and after three the alert says so."""
+    out = output("v2_sos")
+    unmatched = [revs for revs in out.of_kind("sos") if revs[0]["ban_id"] is None]
+    said_so = 0
+    for revs in unmatched:
+        tasks = of(out, "respond", alert_id=revs[0]["alert_id"])
+        for prev, nxt in pairwise(tasks):
+            assert prev[-1]["state"] == "expired"
+            assert nxt[0]["created_at"] == prev[-1]["updated_at"]
+            assert nxt[0]["attempt"] == prev[0]["attempt"] + 1
+        if len(tasks) == MAX_UNITS and tasks[-1][-1]["state"] == "expired":
+            said = first(revs, updated_at=tasks[-1][-1]["updated_at"])
+            assert said["reason"].startswith("no unit accepted the respond task")
+            said_so += 1
+    assert said_so >= 1
