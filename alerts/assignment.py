@@ -97,10 +97,12 @@ class Fleet:
     def get(self, unit_id: str) -> PatrolPosition | None:
         return self._units.get(unit_id)
 
-    def note_task(self, value: Mapping[str, Any]) -> None:
+    def note_task(self, value: Mapping[str, Any], adopted: bool = False) -> None:
         """Apply a task revision (as published on `patrol-tasks`, by any worker) to the busy
-        units. Idempotent by (task_id, seq): an older or repeated revision changes nothing.
-        Role tasks (no unit) are ignored."""
+        units. Idempotent by (task_id, seq): an older or repeated revision changes nothing,
+        unless it is `adopted` (the revision a restored state holds: the truth, even if a
+        failed engine call had noted a newer one whose output was dropped). Role tasks (no
+        unit) are ignored."""
         tid, seq, unit, state = (
             value.get("task_id"),
             value.get("seq"),
@@ -110,7 +112,7 @@ class Fleet:
         if not isinstance(tid, str) or not isinstance(unit, str) or type(seq) is not int:
             return
         held = self._task_seq.get(tid)
-        if held is not None and seq <= held:
+        if held is not None and seq <= held and not adopted:
             return
         self._task_seq[tid] = seq
         self._last = None

@@ -52,7 +52,7 @@ from alerts.routing import (
     match_incident,
     scoped,
 )
-from alerts.tasks import KnockTracker
+from alerts.tasks import KnockTracker, render
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
 from geofence.decoding import (
@@ -492,16 +492,21 @@ class Engine:
         self.states[st.ban_id] = st
         for alert_id, a in st.alerts.items():
             self.alert_owner[alert_id] = st.ban_id
-            for t in a.tasks:
-                self.task_home[t.task_id] = alert_id
+            self._adopt_tasks(a)
         self._schedule(st.ban_id)
 
     def adopt_unmatched(self, a: Alert) -> None:
         self.unmatched[a.alert_id] = a
         self.alert_owner[a.alert_id] = None
+        self._adopt_tasks(a)
+        self._schedule_unmatched(a)
+
+    def _adopt_tasks(self, a: Alert) -> None:
+        """Index an adopted alert's tasks, and tell the fleet what they hold (a newer
+        revision noted by a failed call, whose output was dropped, does not stand)."""
         for t in a.tasks:
             self.task_home[t.task_id] = a.alert_id
-        self._schedule_unmatched(a)
+            self.fleet.note_task(render(t), adopted=True)
 
     def adopt_outreach(self, o: Outreach) -> None:
         """Take over a restrained person's outreach chain and role tasks restored from the

@@ -1,7 +1,8 @@
 """The life of a ban's alerts: opened, revised, escalated, acknowledged, ended, pruned.
 
 An episode step (`EpisodeStep`: a detector's transition of one episode) becomes alert revisions
-and tasks here (`step`); `dispatch` sends the tasks an alert calls for, each once; `end_of_life`
+and tasks here (`step`); `dispatch` offers the unit tasks an alert calls for (their life is
+alerts/tasklife.py's) and opens the outreach chain (alerts/outreach.py); `end_of_life`
 resolves every alert when the ban's life ends (contract v2 rule 7); `prune` drops alerts
 nobody can act on any more. Outputs are appended to `ctx.out`.
 """

@@ -8,7 +8,8 @@ interview is done) → on `held_accepts_help` with `consent_to_share: true`, a `
 on the engine's heap), at most `MAX_RETRIES` times; the next `not_reached` gives up and closes
 the chain. `refused`, `held_declines_help`, help accepted without consent, and a referral's
 `contact_made` or `declined` close it. A violation while the chain is open adds to it (its
-`violations` count, published on the open interview or talk task); a closed chain lets the
+`violations` count, published on the open interview or talk task; one incident or fix that
+violates several of the person's bans counts once); a closed chain lets the
 next confirmed violation open a new one. The chain goes on when the violation's alert is
 resolved or its ban ends: it is about the person.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.assignment import Fleet
-from alerts.model import Alert, Output, stable_id
+from alerts.model import Alert, Output, rfc3339, stable_id
 from alerts.taskmodel import ACTION_STATE, Task, TaskState, check
 from alerts.tasks import emit, role_instructions
 from config.policy import Policy
@@ -61,6 +62,9 @@ class Outreach:
     current: str | None = None
     retry_at: datetime | None = None
     links: list[str] = field(default_factory=list)
+    # what the last violation counted was: its incident, or the time of the fix; one
+    # incident or fix that violates two of the person's bans (an alert per ban) is one act
+    last_act: str | None = None
 
 
 class OutreachBook:
@@ -94,6 +98,10 @@ class OutreachBook:
         if person is None:
             return
         o = self._mark(person)
+        act = a.incident_id or rfc3339(at)
+        if o.open and act == o.last_act:
+            return
+        o.last_act = act
         if not o.open:
             # what the closed chain left is history (the record store keeps it)
             o.tasks = {k: t for k, t in o.tasks.items() if not t.final}

@@ -26,7 +26,6 @@ _INSTRUCTIONS = {
     "(contact ban {ban}, {kind}).",
     "interview": "Interview the restrained person about the violation of contact ban {ban}.",
     "motivational_talk": "Motivational talk with the restrained person (contact ban {ban}).",
-    "referral": "Refer the case for municipal social services follow-up (contact ban {ban}).",
     "knock": "Proactive doorstep visit to the restrained person: repeated approaches "
     "(contact ban {ban}).",
 }

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -737,3 +738,70 @@ def test_a_new_owner_after_every_record_decides_the_same(name: str) -> None:
     assert [json.loads(x) for x in text.splitlines()] == [
         json.loads(x) for x in golden.splitlines()
     ]
+
+
+def test_an_adopted_state_is_the_truth_about_its_units() -> None:
+    """A failed engine call is recovered by adopting the state again: a revision it had
+    noted (its output dropped) must not keep a unit busy."""
+    desk = Desk()
+    desk.breach("P-900")
+    respond = _latest(desk, "respond")
+    unit = respond["unit_id"]
+    saved = dump_ban_state(desk.engine.states[BAN_IDS[0]])
+    assert _update(desk, respond, "accept").reason is None
+    assert desk.engine.fleet.busy(unit)
+    desk.engine.reset_routed()  # the call "failed": its outputs are dropped, state adopted
+    desk.engine.adopt(load_ban_state(saved))
+    assert not desk.engine.fleet.busy(unit) and desk.engine.fleet.asked(unit)
+
+
+def test_one_incident_on_two_of_the_persons_bans_is_one_violation() -> None:
+    desk = Desk()
+    for ban_id in BAN_IDS:  # both bans restrain P-900 now (version 2)
+        value = {
+            "ban_id": ban_id,
+            "version": 2,
+            "kind": "extended",
+            "status": "active",
+            "restrained_person": "P-900",
+            "protected_persons": ["P-910"],
+            "valid_from": "2026-11-01T00:00:00Z",
+            "valid_until": "2027-05-01T00:00:00Z",
+            "electronic_monitoring": True,
+            "proximity_m": None,
+            "zones": {"type": "FeatureCollection", "features": [circle("home", *HOME, 150)]},
+        }
+        desk.send(BANS, None, value)
+    desk.breach("P-900")
+    desk.now += timedelta(hours=1)
+    incident = {
+        "incident_id": "I-2",
+        "ts": desk.now.isoformat(),
+        "kind": "reported_contact",
+        "person_id": "P-900",
+    }
+    r = desk.send("incidents", "I-2", incident)
+    opened = [
+        v for tp, _, v in r.outputs if tp == "alerts" and v and v["kind"] == "reported_contact"
+    ]
+    assert len(opened) == 2  # one alert per ban
+    assert [t["violations"] for t in desk.tasks if t["kind"] == "interview"][-1] == 2
+
+
+def test_an_unmatched_sos_keeps_its_own_tasks_and_deadlines() -> None:
+    """An SOS that matches no ban holds its respond task itself (its incident's scope): the
+    deadline passes, the next unit is asked, and after three the alert says so."""
+    out = output("v2_sos")
+    unmatched = [revs for revs in out.of_kind("sos") if revs[0]["ban_id"] is None]
+    said_so = 0
+    for revs in unmatched:
+        tasks = of(out, "respond", alert_id=revs[0]["alert_id"])
+        for prev, nxt in pairwise(tasks):
+            assert prev[-1]["state"] == "expired"
+            assert nxt[0]["created_at"] == prev[-1]["updated_at"]
+            assert nxt[0]["attempt"] == prev[0]["attempt"] + 1
+        if len(tasks) == MAX_UNITS and tasks[-1][-1]["state"] == "expired":
+            said = first(revs, updated_at=tasks[-1][-1]["updated_at"])
+            assert said["reason"].startswith("no unit accepted the respond task")
+            said_so += 1
+    assert said_so >= 1
