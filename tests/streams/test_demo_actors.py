@@ -16,7 +16,6 @@ def ago(seconds: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-NOW = ago(0)
 ZERO = Pace(answer_s=0, drive_mps=1000, drive_min_s=0.05, drive_max_s=0.05, on_scene_s=0, role_s=0)
 TARGET = {"lat": 59.33, "lon": 18.03}
 
@@ -30,7 +29,7 @@ def task(task_id: str, kind: str, **extra: Any) -> dict[str, Any]:
         "unit_id": None,
         "role": None,
         "target": None,
-        "created_at": NOW,
+        "created_at": ago(0),  # now, when the test builds it (not at collection)
         "restrained_person": None,
     }
     value.update(extra)
