@@ -139,17 +139,18 @@ def _next(policy: Policy, fleet: Fleet, a: Alert, t: Task, at: datetime, out: li
         return
     if any(x.state in _ANSWERED for x in _of(a, t.kind)):
         return
+    # said after what the alert is about (its reason so far), until a detector rewrites it
     why = f"no unit accepted the {t.kind} task: {MAX_UNITS} units asked"
     recommend(policy, fleet, a, at)
     if a.state is State.acknowledged:
-        a.reason = f"{why}; the alert stays acknowledged"
-        out.append((ALERTS, a.alert_id, a.revision(at)))
+        why += ", the alert stays acknowledged"
     elif a.state is State.escalated:
-        a.reason = f"{why}; the alert is escalated"
-        out.append((ALERTS, a.alert_id, a.revision(at)))
+        why += ", the alert is escalated"
     else:
-        a.reason = f"{why}; escalated"
-        out.append((ALERTS, a.alert_id, a.revision(at, State.escalated)))
+        why += ", escalated"
+    a.reason = f"{a.reason}; {why}" if a.reason else why
+    state = State.escalated if a.state in (State.open, State.updated) else None
+    out.append((ALERTS, a.alert_id, a.revision(at, state)))
 
 
 _ANSWERED = frozenset({TaskState.accepted, TaskState.en_route, TaskState.on_scene, TaskState.done})

@@ -144,7 +144,7 @@ def task_declines() -> Scenario:
         (D), four units near each (600, 900, 1200 and 1500 m away).
         Expect: C's breach (16:00:30) goes to D-10, which declines at once; D-20 (`attempt` 2)
         and D-30 (`attempt` 3) decline too: at 16:00:53 the alert gets a revision "no unit
-        accepted the respond task: 3 units asked; escalated" (before the ack SLA was due), and
+        accepted the respond task: 3 units asked, escalated" (before the ack SLA was due), and
         D-40 is never asked. D-10 declining again is `invalid_transition`. D's breach (16:02)
         is acknowledged at 16:02:10; H-10 declines, H-20 lets the deadline pass, H-30 declines:
         the revision says so and the alert stays acknowledged.

@@ -196,7 +196,7 @@ def test_three_declines_escalate_and_the_fourth_unit_is_not_asked() -> None:
     alert = out.alerts[c[0][0]["alert_id"]]
     said = first(alert, updated_at=c[-1][-1]["updated_at"])
     assert said["state"] == "escalated"
-    assert said["reason"].startswith("no unit accepted the respond task: 3 units asked")
+    assert "no unit accepted the respond task: 3 units asked, escalated" in said["reason"]
     assert "acknowledged" not in [r["state"] for r in alert]
     assert [d["reason"] for d in out.dead] == ["invalid_transition"]
 
@@ -802,6 +802,6 @@ def test_an_unmatched_sos_keeps_its_own_tasks_and_deadlines() -> None:
             assert nxt[0]["attempt"] == prev[0]["attempt"] + 1
         if len(tasks) == MAX_UNITS and tasks[-1][-1]["state"] == "expired":
             said = first(revs, updated_at=tasks[-1][-1]["updated_at"])
-            assert said["reason"].startswith("no unit accepted the respond task")
+            assert "no unit accepted the respond task" in said["reason"]
             said_so += 1
     assert said_so >= 1
