@@ -6,8 +6,10 @@ reported as exact geodesic metres. Positions are applied per unit in event-time 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +40,10 @@ class Recommendation:
         return {"unit_id": self.unit_id, "distance_m": round(self.distance_m, 1)}
 
 
-_Query = tuple[float, float, datetime, float, frozenset[str]]
+_Query = tuple[float, float, datetime, float, frozenset[str], bool]
+
+#: Task states that make a unit busy: never recommended nor tasked (alerts/taskmodel.py ACTIVE).
+_ACTIVE = frozenset({"accepted", "en_route", "on_scene"})
 
 
 class Fleet:
@@ -55,6 +60,11 @@ class Fleet:
         self._available: npt.NDArray[np.bool_] = np.zeros(16, dtype=bool)
         # the last answer: an alert's respond task asks again what its revision just asked
         self._last: tuple[_Query, int, list[Recommendation]] | None = None
+        # unit -> the ids of its tasks that make it busy (`_busy`) or that it has not answered
+        # yet (`_asked`: not offered another one meanwhile); task -> the newest seq seen
+        self._busy: dict[str, set[str]] = {}
+        self._asked: dict[str, set[str]] = {}
+        self._task_seq: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._units)
@@ -87,6 +97,45 @@ class Fleet:
     def get(self, unit_id: str) -> PatrolPosition | None:
         return self._units.get(unit_id)
 
+    def note_task(self, value: Mapping[str, Any], adopted: bool = False) -> None:
+        """Apply a task revision (as published on `patrol-tasks`, by any worker) to the busy
+        units. Idempotent by (task_id, seq): an older or repeated revision changes nothing,
+        unless it is `adopted` (the revision a restored state holds: the truth, even if a
+        failed engine call had noted a newer one whose output was dropped). Role tasks (no
+        unit) are ignored."""
+        tid, seq, unit, state = (
+            value.get("task_id"),
+            value.get("seq"),
+            value.get("unit_id"),
+            value.get("state"),
+        )
+        if not isinstance(tid, str) or not isinstance(unit, str) or type(seq) is not int:
+            return
+        held = self._task_seq.get(tid)
+        if held is not None and seq <= held and not adopted:
+            return
+        self._task_seq[tid] = seq
+        self._last = None
+        for by_unit, on in ((self._busy, state in _ACTIVE), (self._asked, state == "assigned")):
+            tasks = by_unit.get(unit)
+            if on:
+                by_unit.setdefault(unit, set()).add(tid)
+            elif tasks is not None and tid in tasks:
+                tasks.discard(tid)
+                if not tasks:
+                    del by_unit[unit]
+
+    def busy(self, unit_id: str) -> bool:
+        """Whether the unit holds an accepted, en-route or on-scene task."""
+        return unit_id in self._busy
+
+    def busy_units(self) -> frozenset[str]:
+        return frozenset(self._busy)
+
+    def asked(self, unit_id: str) -> bool:
+        """Whether the unit holds a task it has not answered yet."""
+        return unit_id in self._asked
+
     def nearest(
         self,
         lat: float,
@@ -95,15 +144,17 @@ class Fleet:
         policy: Policy,
         k: int,
         exclude: frozenset[str] = frozenset(),
+        offer: bool = False,
     ) -> list[Recommendation]:
         """Up to `k` available units whose position is at most `max_patrol_age_s` from `at`,
-        nearest first (ties by unit id)."""
-        query = (lat, lon, at, policy.max_patrol_age_s, exclude)
+        nearest first (ties by unit id), leaving out `exclude` and busy units (`note_task`);
+        for an `offer` of a task also the units holding one they have not answered."""
+        query = (lat, lon, at, policy.max_patrol_age_s, exclude, offer)
         if self._last is not None:
             held, held_k, answer = self._last
             if held == query and (k <= held_k or len(answer) < held_k):
                 return answer[:k]  # the k nearest start with the j < k nearest
-        answer = self._nearest(lat, lon, at, policy, k, exclude)
+        answer = self._nearest(lat, lon, at, policy, k, exclude, offer)
         self._last = (query, k, answer)
         return answer[:]
 
@@ -115,6 +166,7 @@ class Fleet:
         policy: Policy,
         k: int,
         exclude: frozenset[str],
+        offer: bool,
     ) -> list[Recommendation]:
         n = len(self._ids)
         if n == 0:
@@ -127,6 +179,11 @@ class Fleet:
             row = self._row.get(unit_id)
             if row is not None:
                 ok[row] = False
+        for held in (self._busy, self._asked) if offer else (self._busy,):
+            for unit_id in held:
+                row = self._row.get(unit_id)
+                if row is not None:
+                    ok[row] = False
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             return []

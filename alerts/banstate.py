@@ -22,6 +22,7 @@ from typing import Any
 
 from alerts.assignment import Fleet
 from alerts.model import Alert, Output
+from alerts.outreach import OutreachBook
 from alerts.tasks import KnockTracker
 from config.policy import Policy
 from geofence.bans import HeldBan
@@ -108,6 +109,7 @@ class Ctx:
     ban: HeldBan
     now: datetime  # the caller's clock: event time in replay, wall clock in the stream
     knock: KnockTracker | None = None
+    book: OutreachBook | None = None  # the restrained persons' outreach chains
     out: list[Output] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # detectors that raised on this input
 

@@ -5,11 +5,12 @@ as event time advances); the stream worker calls `handle_batch` with the wall cl
 on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
 measured in one vectorised pass, then the per-ban state machines run in record order.
 
-(About 600 lines, on purpose: this is where records meet the per-ban states, and the one
-timer heap, the alert owners and the `touched` sets it keeps must change together on every
-path: input, incidents, timers, end of life, the stream's hand-over. What a record concerns
-is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py, alerts/detectors/,
-alerts/lifecycle.py and alerts/timers.py.)
+(About 750 lines, on purpose: this is where records meet the per-ban states, and the one
+timer heap, the alert and task owners and the `touched` sets it keeps must change together on
+every path: input, incidents, task updates, timers, end of life, the stream's hand-over. What
+a record concerns is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py,
+alerts/detectors/, alerts/lifecycle.py and alerts/timers.py, what a task update does in
+alerts/tasklife.py and alerts/outreach.py.)
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import base64
 import heapq
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
-from alerts import lifecycle, timers
+from alerts import lifecycle, tasklife, timers
 from alerts.assignment import Fleet
 from alerts.banstate import BanState, Ctx
 from alerts.detectors import incidents
@@ -33,6 +35,7 @@ from alerts.lifecycle import dispatch
 from alerts.model import (
     ALERTS,
     DEAD_LETTERS,
+    TASKS,
     Alert,
     Kind,
     Output,
@@ -42,16 +45,25 @@ from alerts.model import (
     rfc3339,
     stable_id,
 )
+from alerts.outreach import Outreach, OutreachBook
 from alerts.routing import (
     Concern,
     fix_bans,
     match_incident,
     scoped,
 )
-from alerts.tasks import KnockTracker
+from alerts.tasks import KnockTracker, render
 from config.policy import Policy
 from geofence.bans import Applied, BanRegistry, CompiledBan, HeldBan
-from geofence.decoding import Decoded, Reason, Rejected, Tombstone, decode
+from geofence.decoding import (
+    TASK_UPDATES,
+    Decoded,
+    Reason,
+    Rejected,
+    Tombstone,
+    decode,
+    without_note,
+)
 from geofence.evaluation import duration
 from geofence.records import (
     AlertAction,
@@ -59,6 +71,7 @@ from geofence.records import (
     IncidentKind,
     LocationFix,
     PatrolPosition,
+    TaskUpdate,
 )
 
 
@@ -116,6 +129,9 @@ UNKNOWN_ALERT_DEAD_LETTER_BYTES = 4096
 
 def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
     raw = msg.value or b""
+    redacted = msg.topic == TASK_UPDATES and without_note(raw)
+    if redacted:
+        raw = redacted
     key = msg.key
     value: Value = {
         "source_topic": msg.topic,
@@ -142,6 +158,8 @@ def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -
     else:
         value["raw"] = base64.b64encode(kept).decode("ascii")
         value["raw_encoding"] = "base64"
+    if redacted:
+        value["raw_redacted"] = "note"
     return (DEAD_LETTERS, key, value)
 
 
@@ -166,9 +184,10 @@ _AT_ONCE = datetime.min.replace(tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # the last moment before a time (datetimes' resolution)
 
 
-#: Heap keys of unmatched alerts' timers start with this (no ban id can: ids have no
-#: control characters).
+#: Heap keys of unmatched alerts' timers start with this, a restrained person's outreach
+#: retry with `_PERSON` (no ban id can: ids have no control characters).
 _UNMATCHED = "\x1f"
+_PERSON = "\x1e"
 
 
 class Engine:
@@ -188,6 +207,9 @@ class Engine:
         self.registry = BanRegistry()
         self.fleet = Fleet()
         self.knock = KnockTracker()
+        self.book = OutreachBook()  # outreach chains and role tasks, per restrained person
+        # task id -> where it is held: its alert's id, or _PERSON + the restrained person
+        self.task_home: dict[str, str] = {}
         self.states: dict[str, BanState] = {}
         self.alert_owner: dict[str, str | None] = {}
         self.unmatched: dict[str, Alert] = {}
@@ -220,7 +242,33 @@ class Engine:
                 continue
             results.append(self._one(msgs[i], decoded[i], now))
             i += 1
+        for r in results:
+            if r.outputs:
+                self._tasks_out(r.outputs)
         return results
+
+    def _tasks_out(self, out: list[Output]) -> None:
+        """Index the tasks among `out` (an update finds its task by id) and arm the outreach
+        retries that changed. (Fleet: `tasks.emit` told it every revision already.)"""
+        for topic, _key, v in out:
+            if topic == TASKS and v is not None and v["seq"] == 1:
+                person = v.get("restrained_person")
+                self.task_home[v["task_id"]] = (
+                    _PERSON + person if isinstance(person, str) else v["alert_id"]
+                )
+        book = self.book
+        while book.rearm:
+            person = book.rearm.pop()
+            due = book.due(person)
+            key = _PERSON + person
+            if due is not None and self._scheduled.get(key) != due:
+                self._scheduled[key] = due
+                heapq.heappush(self._heap, (due, key))
+
+    def note_task(self, value: Mapping[str, Any]) -> None:
+        """A task revision seen on `patrol-tasks` (from any worker): its unit's busy state.
+        Idempotent by (task_id, seq); the engine applies its own revisions as it emits them."""
+        self.fleet.note_task(value)
 
     def _advance(self, ts: datetime, out: list[Output]) -> None:
         if self.event_clock and (self.clock is None or ts > self.clock):
@@ -261,6 +309,8 @@ class Engine:
         if isinstance(d, Incident):
             out.extend(self._incident(d, self._now(now), msg.matched, msg.scope))
             return Result(Outcome.accepted, out)
+        if isinstance(d, TaskUpdate):
+            return self._task_update(msg, d, now, out)
         assert isinstance(d, AlertAction)
         owner = self.alert_owner.get(d.alert_id, "")
         if owner == "":
@@ -284,6 +334,55 @@ class Engine:
             else:
                 out.extend(self._act(st.alerts[d.alert_id], d))  # its ban was lifted since
         return Result(Outcome.accepted, out)
+
+    def _task_update(
+        self, msg: Incoming, d: TaskUpdate, now: datetime, out: list[Output]
+    ) -> Result:
+        """Apply a task update to the task it names (alerts/tasklife.py for unit tasks,
+        alerts/outreach.py for role tasks); a task not held here, or a transition the contract
+        forbids, is a dead letter."""
+        home = self.task_home.get(d.task_id)
+        why: str | None
+        if home is not None and home.startswith(_PERSON):
+            person = home[1:]
+            if self.book.task(person, d.task_id) is None:
+                return self._task_rejected(msg, d, now, out, None)
+            why = self.book.update(self.policy, self.fleet, person, d, out)
+            return (
+                self._task_rejected(msg, d, now, out, why) if why else Result(Outcome.accepted, out)
+            )
+        owner = "" if home is None else self.alert_owner.get(home, "")
+        a = None
+        if owner is None:
+            a = self.unmatched.get(home or "")
+        elif owner and owner in self.states:
+            a = self.states[owner].alerts.get(home or "")
+        t = None if a is None else tasklife.find(a, d.task_id)
+        if a is None or t is None:
+            return self._task_rejected(msg, d, now, out, None)
+        why = tasklife.update(self.policy, self.fleet, a, t, d, out)
+        if why:
+            return self._task_rejected(msg, d, now, out, why)
+        if owner is None:
+            self.touched_unmatched.add(a.alert_id)
+            self._schedule_unmatched(a)
+        else:
+            self.touched.add(owner)
+            self._schedule(owner)
+        return Result(Outcome.accepted, out)
+
+    def _task_rejected(
+        self, msg: Incoming, d: TaskUpdate, now: datetime, out: list[Output], why: str | None
+    ) -> Result:
+        if why is None:
+            rej = Rejected(Reason.unknown_task, f"task_id: no task {d.task_id!r} is held")
+            limit = UNKNOWN_ALERT_DEAD_LETTER_BYTES
+        else:
+            rej = Rejected(Reason.invalid_transition, f"{d.action.value}: {why}")
+            limit = self.policy.max_record_bytes
+        return Result(
+            Outcome.rejected, [*out, dead_letter(msg, rej, self._now(now), limit)], rej.reason
+        )
 
     def _undated(self, now: datetime) -> datetime | None:
         """The time of a decision no record dates (a ban record): the event clock in replay
@@ -320,10 +419,10 @@ class Engine:
             return []
         at, why = ending
         self.touched.add(ban_id)
-        return lifecycle.end_of_life(st, at, why)
+        return lifecycle.end_of_life(st, at, why, self.policy, self.fleet)
 
     def _ctx(self, held: HeldBan, now: datetime) -> Ctx:
-        return Ctx(self.policy, self.fleet, held, now, self.knock)
+        return Ctx(self.policy, self.fleet, held, now, self.knock, self.book)
 
     def _collect(self, ban_id: str, ctx: Ctx) -> list[Output]:
         self.touched.add(ban_id)
@@ -368,6 +467,8 @@ class Engine:
         self.unmatched.clear()
         self.alert_owner.clear()
         self.knock = KnockTracker()
+        self.book = OutreachBook()
+        self.task_home.clear()
         self._heap.clear()
         self._scheduled.clear()
         self._pruned.clear()
@@ -387,14 +488,31 @@ class Engine:
         ):
             st.ended = None  # in force again (a newer version) since its life ended
         self.states[st.ban_id] = st
-        for alert_id in st.alerts:
+        for alert_id, a in st.alerts.items():
             self.alert_owner[alert_id] = st.ban_id
+            self._adopt_tasks(a)
         self._schedule(st.ban_id)
 
     def adopt_unmatched(self, a: Alert) -> None:
         self.unmatched[a.alert_id] = a
         self.alert_owner[a.alert_id] = None
+        self._adopt_tasks(a)
         self._schedule_unmatched(a)
+
+    def _adopt_tasks(self, a: Alert) -> None:
+        """Index an adopted alert's tasks, and tell the fleet what they hold (a newer
+        revision noted by a failed call, whose output was dropped, does not stand)."""
+        for t in a.tasks:
+            self.task_home[t.task_id] = a.alert_id
+            self.fleet.note_task(render(t), adopted=True)
+
+    def adopt_outreach(self, o: Outreach) -> None:
+        """Take over a restrained person's outreach chain and role tasks restored from the
+        stream's table (alerts/snapshot.py `load_outreach`); a retry due is armed."""
+        self.book.adopt(o)
+        for task_id in o.tasks:
+            self.task_home[task_id] = _PERSON + o.person
+        self._tasks_out([])
 
     # ---------------------------------------------------------------- fixes
     def _fixes(
@@ -452,7 +570,7 @@ class Engine:
             at = self._now(now)
             late = False
             for ban_id, held, restrained, zone_sd in mine:
-                ctx = Ctx(policy, fleet, held, at, self.knock)
+                ctx = Ctx(policy, fleet, held, at, self.knock, self.book)
                 st = states.get(ban_id)
                 if st is None:
                     st = states[ban_id] = BanState(ban_id)
@@ -552,24 +670,43 @@ class Engine:
             self._schedule_unmatched(a)
         return out
 
+    def _unmatched_due(self, a: Alert) -> datetime | None:
+        """The next timer of an unmatched SOS (the only priority-1 unmatched alert): its
+        escalation, or its respond/protect task's acceptance deadline."""
+        due = a.offer_due
+        if a.priority == 1 and a.p1_since is not None and a.state in (State.open, State.updated):
+            esc = a.p1_since + duration(self.policy.ack_sla_s)
+            if due is None or esc < due:
+                due = esc
+        return due
+
     def _schedule_unmatched(self, a: Alert) -> None:
-        """Arm the escalation of an unmatched SOS (the only priority-1 unmatched alert)."""
-        if a.priority != 1 or a.p1_since is None or a.state not in (State.open, State.updated):
+        due = self._unmatched_due(a)
+        if due is None:
             return
         key = _UNMATCHED + a.alert_id
-        due = a.p1_since + duration(self.policy.ack_sla_s)
         if self._scheduled.get(key) != due:
             self._scheduled[key] = due
             heapq.heappush(self._heap, (due, key))
 
-    @staticmethod
-    def _act(a: Alert, act: AlertAction) -> list[Output]:
+    def _act(self, a: Alert, act: AlertAction) -> list[Output]:
         revision = a.act(act.action, act.by, act.ts)
-        return [] if revision is None else [(ALERTS, a.alert_id, revision)]
+        if revision is None:
+            return []
+        out: list[Output] = [(ALERTS, a.alert_id, revision)]
+        if a.state is State.resolved:
+            tasklife.cancel(self.policy, self.fleet, a, a.updated_at or act.ts, out)
+        return out
 
     # --------------------------------------------------------------- timers
     def tick(self, now: datetime) -> list[Output]:
-        """Fire timers (escalation, signal loss, end of life) due at or before `now`."""
+        """Fire timers (escalation, signal loss, end of life, task acceptance, outreach
+        retries) due at or before `now`."""
+        out = self._tick(now)
+        self._tasks_out(out)
+        return out
+
+    def _tick(self, now: datetime) -> list[Output]:
         out: list[Output] = []
         while self._heap and self._heap[0][0] <= now:
             t, ban_id = heapq.heappop(self._heap)
@@ -578,6 +715,10 @@ class Engine:
             del self._scheduled[ban_id]
             if ban_id.startswith(_UNMATCHED):
                 self._escalate_unmatched(ban_id[1:], t, out)
+                continue
+            if ban_id.startswith(_PERSON):
+                self.book.tick(self.policy, self.fleet, ban_id[1:], t, out)
+                self._tasks_out(out)  # re-arms the person's next retry, if any
                 continue
             held = self.registry.get(ban_id)
             st = self.states.get(ban_id)
@@ -591,7 +732,7 @@ class Engine:
                     ctx = self._ctx(held, now)
                     timers.tick(st, ctx, at - _TICK)
                     out.extend(self._collect(ban_id, ctx))
-                out.extend(lifecycle.end_of_life(st, at, why))
+                out.extend(lifecycle.end_of_life(st, at, why, self.policy, self.fleet))
                 self.touched.add(ban_id)
                 if held is not None:
                     self._schedule(ban_id)
@@ -604,9 +745,19 @@ class Engine:
         return out
 
     def _escalate_unmatched(self, alert_id: str, t: datetime, out: list[Output]) -> None:
+        """An unmatched SOS's timer at `t`: its tasks' acceptance deadlines, its escalation."""
         a = self.unmatched.get(alert_id)
-        if a is None or a.state not in (State.open, State.updated):
+        if a is None:
             return
-        out.append((ALERTS, alert_id, a.revision(t, State.escalated)))
-        dispatch(self.policy, self.fleet, a, t, out)  # a respond still owed goes now
         self.touched_unmatched.add(alert_id)
+        if a.offer_due is not None and a.offer_due <= t:
+            tasklife.expire(self.policy, self.fleet, a, t, out)
+        if (
+            a.priority == 1
+            and a.p1_since is not None
+            and a.state in (State.open, State.updated)
+            and a.p1_since + duration(self.policy.ack_sla_s) <= t
+        ):
+            out.append((ALERTS, alert_id, a.revision(t, State.escalated)))
+            dispatch(self.policy, self.fleet, a, t, out)  # a respond still owed goes now
+        self._schedule_unmatched(a)

@@ -1,7 +1,8 @@
 """The life of a ban's alerts: opened, revised, escalated, acknowledged, ended, pruned.
 
 An episode step (`EpisodeStep`: a detector's transition of one episode) becomes alert revisions
-and tasks here (`step`); `dispatch` sends the tasks an alert calls for, each once; `end_of_life`
+and tasks here (`step`); `dispatch` offers the unit tasks an alert calls for (their life is
+alerts/tasklife.py's) and opens the outreach chain (alerts/outreach.py); `end_of_life`
 resolves every alert when the ban's life ends (contract v2 rule 7); `prune` drops alerts
 nobody can act on any more. Outputs are appended to `ctx.out`.
 """
@@ -13,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from alerts import tasklife
 from alerts.assignment import Fleet
 from alerts.banstate import BanState, Ctx
 from alerts.model import ALERTS, Alert, Kind, Output, State, rfc3339, stable_id
-from alerts.tasks import FOLLOW_UP_KINDS, follow_up_chain, task
+from alerts.outreach import OutreachBook
+from alerts.tasks import FOLLOW_UP_KINDS, emit
 from config.policy import Policy
 from geofence.evaluation import Confidence, Episode, Transition
 from geofence.records import AlertAction
@@ -47,13 +50,14 @@ def apply_action(st: BanState, ctx: Ctx, act: AlertAction) -> None:
     revision = a.act(act.action, act.by, act.ts)
     if revision is None:
         return
-    if a.state is State.resolved:  # resolution ends the alert's episode
+    ctx.out.append((ALERTS, a.alert_id, revision))
+    if a.state is State.resolved:  # resolution ends the alert's episode and its tasks
         for key, aid in list(st.open.items()):
             if aid == a.alert_id:
                 del st.open[key]
                 st.episodes.pop(key, None)
                 st.closing_at.pop(key, None)
-    ctx.out.append((ALERTS, a.alert_id, revision))
+        tasklife.cancel(ctx.policy, ctx.fleet, a, a.updated_at or act.ts, ctx.out)
 
 
 def prune(st: BanState, now: datetime, policy: Policy) -> list[str]:
@@ -65,6 +69,8 @@ def prune(st: BanState, now: datetime, policy: Policy) -> list[str]:
     for aid, a in st.alerts.items():
         if a.updated_at is None or aid in live:
             continue
+        if a.tasks and any(not t.final for t in a.tasks):
+            continue  # a unit still works on it: its task must stay answerable
         age = (now - a.updated_at).total_seconds()
         if (a.state is State.resolved and age >= policy.resolved_retention_s) or (
             a.state is State.acknowledged
@@ -115,13 +121,7 @@ def new_alert(
 
 
 def refresh_units(ctx: Ctx, a: Alert, at: datetime) -> None:
-    if a.position is None:
-        a.recommended_units = []
-        return
-    recs = ctx.fleet.nearest(
-        a.position["lat"], a.position["lon"], at, ctx.policy, ctx.policy.recommended_units
-    )
-    a.recommended_units = [r.as_value() for r in recs]
+    tasklife.recommend(ctx.policy, ctx.fleet, a, at)
 
 
 def step(st: BanState, ctx: Ctx, s: EpisodeStep) -> None:
@@ -156,9 +156,13 @@ def step(st: BanState, ctx: Ctx, s: EpisodeStep) -> None:
         st.open[key] = a.alert_id
         refresh_units(ctx, a, at)
         ctx.out.append((ALERTS, a.alert_id, a.revision(at)))
-        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out, ctx.book)
         if ctx.knock is not None:
-            ctx.out.extend(ctx.knock.observe(a, pol))
+            for t in ctx.knock.observe(a, pol):
+                if ctx.book is not None:
+                    ctx.book.knock(ctx.fleet, t, at, ctx.out)
+                else:
+                    emit(ctx.fleet, t, at, ctx.out)
         return
     a = st.alerts[aid]
     if tr is Transition.rise:
@@ -168,19 +172,22 @@ def step(st: BanState, ctx: Ctx, s: EpisodeStep) -> None:
         refresh(a)
         refresh_units(ctx, a, at)
         ctx.out.append((ALERTS, aid, a.revision(at)))
-        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out, ctx.book)
     elif a.updated_at is None or (at - a.updated_at).total_seconds() >= pol.update_interval_s:
         refresh(a)
         refresh_units(ctx, a, at)
         ctx.out.append((ALERTS, aid, a.revision(at)))
         # a respond task still owed (no unit was free) goes now
-        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+        dispatch(ctx.policy, ctx.fleet, a, at, ctx.out, ctx.book)
 
 
-def end_of_life(st: BanState, at: datetime, why: str) -> list[Output]:
+def end_of_life(
+    st: BanState, at: datetime, why: str, policy: Policy, fleet: Fleet
+) -> list[Output]:
     """The ban was lifted, revoked or its validity ended (rule 7): every alert not yet
-    resolved gets a final revision, resolved by "system" with `why`; every episode and
-    monitoring timer of the ban ends with it, so nothing escalates or dispatches after."""
+    resolved gets a final revision, resolved by "system" with `why`, and its unit tasks are
+    cancelled; every episode and monitoring timer of the ban ends with it, so nothing
+    escalates or dispatches after."""
     st.ended = at
     out: list[Output] = []
     for aid, a in st.alerts.items():
@@ -190,6 +197,7 @@ def end_of_life(st: BanState, at: datetime, why: str) -> list[Output]:
         a.episode = "ended"
         a.reason = why
         out.append((ALERTS, aid, a.revision(at, State.resolved)))
+        tasklife.cancel(policy, fleet, a, at, out)
     st.episodes.clear()
     st.open.clear()
     st.approach.clear()
@@ -224,46 +232,34 @@ def followed_person(key: str) -> str | None:
     return None
 
 
-def dispatch(policy: Policy, fleet: Fleet, a: Alert, at: datetime, out: list[Output]) -> None:
-    """Tasks an alert calls for, each sent once: `respond` (+ `protect`) for priority 1, the
-    follow-up chain for confirmed violations. `respond_sent` is also set on an incident's
-    alerts that leave the response to another ban's alert (rule 9)."""
-    pol = policy
+def dispatch(
+    policy: Policy,
+    fleet: Fleet,
+    a: Alert,
+    at: datetime,
+    out: list[Output],
+    book: OutreachBook | None = None,
+) -> None:
+    """Tasks an alert calls for: `respond` (+ `protect`) for priority 1, each first offered
+    once (alerts/tasklife.py then asks the next unit as needed), and for a confirmed
+    violation the restrained person's outreach chain (alerts/outreach.py), once per alert.
+    `respond_sent` is also set on an incident's alerts that leave the response to another
+    ban's alert (rule 9)."""
     if a.priority == 1 and not a.respond_sent and a.position is not None:
         # No fresh available unit now: the respond task is not given up, it is tried again
         # with the alert's next revision (an update, the escalation).
-        recs = fleet.nearest(a.position["lat"], a.position["lon"], at, pol, 1)
-        if recs:
+        t = tasklife.offer(policy, fleet, a, "respond", at, out)
+        if t is not None:
             a.respond_sent = True
-            out.append(
-                task(
-                    "respond",
-                    a,
-                    at,
-                    pol.respond_due_s,
-                    unit_id=recs[0].unit_id,
-                    target=(a.position["lat"], a.position["lon"]),
-                )
-            )
-        pp = a.protected_position
-        if pp is not None and recs:
-            used = frozenset(r.unit_id for r in recs)
-            recs2 = fleet.nearest(pp["lat"], pp["lon"], at, pol, 1, exclude=used)
-            if recs2:
-                out.append(
-                    task(
-                        "protect",
-                        a,
-                        at,
-                        pol.respond_due_s,
-                        unit_id=recs2[0].unit_id,
-                        target=(pp["lat"], pp["lon"]),
-                    )
-                )
+            if a.protected_position is not None:
+                tasklife.offer(policy, fleet, a, "protect", at, out)
+    elif a.tasks:
+        tasklife.reoffer(policy, fleet, a, at, out)
     if (
         a.kind in FOLLOW_UP_KINDS
         and a.confidence == Confidence.confirmed.value
         and not a.followups_sent
+        and book is not None
     ):
         a.followups_sent = True
-        out.extend(follow_up_chain(a, at, pol))
+        book.violation(policy, fleet, a, at, out)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from alerts.taskmodel import Task
 from config.topics import ALERTS as ALERTS
 from config.topics import DEAD_LETTERS as DEAD_LETTERS
 from config.topics import PATROL_TASKS
@@ -113,6 +114,12 @@ class Alert:
     followups_sent: bool = False
     respond_sent: bool = False
     evidence_count: int = 0
+    # contract v2: the alert's respond/protect tasks, in the order they were offered, and
+    # the response once a respond task was accepted (unit_id, accepted_at, on_scene_at,
+    # outcome); `offer_due`: the earliest acceptance deadline of an unanswered one
+    tasks: list[Task] = field(default_factory=list)
+    response: dict[str, Any] | None = None
+    offer_due: datetime | None = None
 
     @property
     def is_live(self) -> bool:
@@ -172,6 +179,7 @@ class Alert:
             "reason": self.reason,
             "recommended_units": self.recommended_units,
             "episode": self.episode,
+            "response": None if self.response is None else dict(self.response),
             "contract_version": CONTRACT_VERSION,
         }
         if self.protected_position is not None:

@@ -1,9 +1,9 @@
 """Ban decision state as plain JSON, for the stream's changelogged tables, and back.
 
-The stream worker keeps every `BanState`, every unmatched-incident `Alert` and every knock
-count in a table whose values are JSON; a worker that takes over a partition rebuilds its
-engine from them. A restored state must decide exactly as the lost one would have, so the
-round trip keeps everything:
+The stream worker keeps every `BanState`, every unmatched-incident `Alert`, every knock
+count and every restrained person's outreach chain (`Outreach`) in a table whose values are
+JSON; a worker that takes over a partition rebuilds its engine from them. A restored state
+must decide exactly as the lost one would have, so the round trip keeps everything:
 
 - datetimes as RFC 3339 text with their own offset and always six fractional digits;
 - enums by value; ints stay ints and floats stay floats (JSON keeps the difference);
@@ -43,6 +43,7 @@ from alerts.codec import (
     write_time,
 )
 from alerts.model import Alert
+from alerts.outreach import Outreach
 from alerts.tasks import KnockTracker
 
 __all__ = [
@@ -51,13 +52,16 @@ __all__ = [
     "dump_alert",
     "dump_ban_state",
     "dump_knock",
+    "dump_outreach",
     "load_alert",
     "load_ban_state",
     "load_knock",
+    "load_outreach",
 ]
 
 # 2: contract v2 state (device plausibility, closing in, recent fixes, end of life)
-VERSION = 2
+# 3: contract v2 tasks (an alert's unit tasks and response; outreach chains)
+VERSION = 3
 
 
 # ------------------------------------------------------------------------------ public API
@@ -135,6 +139,20 @@ def load_knock(tracker: KnockTracker, person: str, data: object) -> None:
         tracker._last.pop(person, None)
 
 
+def dump_outreach(o: Outreach) -> dict[str, Any]:
+    """A restrained person's outreach chain and role tasks, as a JSON-ready dict."""
+    out: dict[str, Any] = {"v": VERSION}
+    out.update(_OUTREACH_ENCODER(o, write_time))
+    return out
+
+
+def load_outreach(data: Mapping[str, Any]) -> Outreach:
+    """The `Outreach` that `dump_outreach` wrote; `SnapshotError` if `data` is not one."""
+    d = _doc(data, "outreach", _OUTREACH_KEYS)
+    o: Outreach = _OUTREACH_DECODER({k: v for k, v in d.items() if k != "v"}, "outreach")
+    return o
+
+
 def _doc(data: object, what: str, keys: frozenset[str]) -> Mapping[str, Any]:
     """A versioned document: its version checked first, then its keys (`keys` and "v")."""
     if not isinstance(data, Mapping):
@@ -155,3 +173,6 @@ _BAN_KEYS = frozenset(f.name for f in dataclasses.fields(BanState))
 _ALERT_ENCODER = _WRITER.compile(Alert, "alert")
 _ALERT_DECODER = dataclass_decoder(Alert)
 _ALERT_KEYS = frozenset(f.name for f in dataclasses.fields(Alert))
+_OUTREACH_ENCODER = _WRITER.compile(Outreach, "outreach")
+_OUTREACH_DECODER = dataclass_decoder(Outreach)
+_OUTREACH_KEYS = frozenset(f.name for f in dataclasses.fields(Outreach))

@@ -1,4 +1,4 @@
-"""Tasks for patrol units and follow-up roles, and the `knock` rule.
+"""Tasks for patrol units and follow-up roles, how a revision is rendered, and the `knock` rule.
 
 Patrol-facing tasks carry only what the unit needs: where to go, the ban id, the priority.
 Never zone geometry, never the protected person's home, never incident free text.
@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
+from alerts.assignment import Fleet
 from alerts.model import CONTRACT_VERSION, TASKS, Alert, Kind, Output, Value, rfc3339, stable_id
+from alerts.taskmodel import Task, TaskState
 from config.policy import Policy
 
 FOLLOW_UP_KINDS = frozenset({Kind.zone_breach, Kind.proximity_breach, Kind.reported_contact})
@@ -24,13 +26,24 @@ _INSTRUCTIONS = {
     "(contact ban {ban}, {kind}).",
     "interview": "Interview the restrained person about the violation of contact ban {ban}.",
     "motivational_talk": "Motivational talk with the restrained person (contact ban {ban}).",
-    "referral": "Refer the case for municipal social services follow-up (contact ban {ban}).",
     "knock": "Proactive doorstep visit to the restrained person: repeated approaches "
     "(contact ban {ban}).",
 }
 
 
-def task(
+#: A referral's instructions: one fixed sentence, nothing about the case (contract v2).
+REFERRAL_INSTRUCTIONS = (
+    "Social services follow-up: the person accepted help in a motivational talk and consented "
+    "to this referral. Contact them to offer support."
+)
+
+
+def role_instructions(kind: str, ban_id: str | None) -> str:
+    """The instructions of an interview, motivational talk or knock task."""
+    return _INSTRUCTIONS[kind].format(p="", ban=ban_id or "unknown", kind="")
+
+
+def new_task(
     kind: str,
     alert: Alert,
     at: datetime,
@@ -39,37 +52,76 @@ def task(
     role: str | None = None,
     target: tuple[float, float] | None = None,
     id_extra: str = "",
-) -> Output:
-    value: Value = {
-        "task_id": stable_id("task", alert.alert_id, kind, id_extra),
-        "alert_id": alert.alert_id,
-        "kind": kind,
-        "priority": alert.priority,
-        "unit_id": unit_id,
-        "role": role,
-        "ban_id": alert.ban_id,
-        "target": None
-        if target is None
-        else {"lat": round(target[0], 6), "lon": round(target[1], 6)},
-        "created_at": rfc3339(at),
-        "due_by": rfc3339(at + timedelta(seconds=due_s)),
-        "instructions": _INSTRUCTIONS[
+    attempt: int | None = None,
+) -> Task:
+    """A task in state `assigned`, not yet published (see `emit`). Its id is derived from the
+    alert, the kind and `id_extra` only: the same log always gives the same ids."""
+    return Task(
+        task_id=stable_id("task", alert.alert_id, kind, id_extra),
+        kind=kind,
+        alert_id=alert.alert_id,
+        priority=alert.priority,
+        unit_id=unit_id,
+        role=role,
+        ban_id=alert.ban_id,
+        target=None if target is None else {"lat": round(target[0], 6), "lon": round(target[1], 6)},
+        created_at=at,
+        due_by=at + timedelta(seconds=due_s),
+        instructions=_INSTRUCTIONS[
             "respond_incident" if kind == "respond" and alert.incident_id is not None else kind
-        ].format(
-            p=alert.priority, ban=alert.ban_id or "unknown", kind=alert.kind.value
-        ),
-        "contract_version": CONTRACT_VERSION,
+        ].format(p=alert.priority, ban=alert.ban_id or "unknown", kind=alert.kind.value),
+        restrained_person=None if unit_id is not None else alert.restrained_person,
+        attempt=attempt,
+    )
+
+
+def render(t: Task) -> Value:
+    """The task's current revision as the contract publishes it. A referral carries only its
+    ids, the ban, the person's pseudonym and the role: no alert, unit, position or text."""
+    referral = t.kind == "referral"
+    v: Value = {
+        "task_id": t.task_id,
+        "alert_id": None if referral else t.alert_id,
+        "kind": t.kind,
+        "seq": t.seq,
+        "state": t.state.value,
+        "priority": t.priority,
+        "unit_id": None if referral else t.unit_id,
+        "role": t.role,
+        "ban_id": t.ban_id,
     }
-    return (TASKS, unit_id or role, value)
+    if t.unit_id is None:  # role tasks
+        v["restrained_person"] = t.restrained_person
+    v["target"] = None if referral else t.target
+    v["created_at"] = rfc3339(t.created_at)
+    v["due_by"] = rfc3339(t.due_by)
+    v["updated_at"] = None if t.updated_at is None else rfc3339(t.updated_at)
+    v["outcome"] = t.outcome
+    if referral:
+        v["chain"] = list(t.chain)
+        v["instructions"] = REFERRAL_INSTRUCTIONS
+    else:
+        v["attempt"] = t.attempt
+        if t.violations is not None:
+            v["violations"] = t.violations
+        v["instructions"] = t.instructions
+    v["contract_version"] = CONTRACT_VERSION
+    return v
 
 
-def follow_up_chain(alert: Alert, at: datetime, policy: Policy) -> list[Output]:
-    """interview (investigator), motivational talk (negotiator), referral (social services)."""
-    return [
-        task("interview", alert, at, policy.interview_due_s, role="investigator"),
-        task("motivational_talk", alert, at, policy.motivational_talk_due_s, role="negotiator"),
-        task("referral", alert, at, policy.referral_due_s, role="social_services"),
-    ]
+def emit(
+    fleet: Fleet, t: Task, at: datetime, out: list[Output], state: TaskState | None = None
+) -> None:
+    """Publish the task's next revision (`seq` + 1) at `at` (never before its last one), in
+    `state` if given, and tell the fleet (a unit's tasks make it busy)."""
+    t.seq += 1
+    if state is not None:
+        t.state = state
+    if t.updated_at is None or at > t.updated_at:
+        t.updated_at = at
+    v = render(t)
+    fleet.note_task(v)
+    out.append((TASKS, t.unit_id or t.role, v))
 
 
 class KnockTracker:
@@ -85,7 +137,8 @@ class KnockTracker:
         self._seen: dict[str, deque[datetime]] = {}
         self._last: dict[str, datetime] = {}
 
-    def observe(self, alert: Alert, policy: Policy) -> list[Output]:
+    def observe(self, alert: Alert, policy: Policy) -> list[Task]:
+        """The knock task `alert` raises (not yet published), if any."""
         if alert.kind is not Kind.approach or alert.restrained_person is None:
             return []
         person, at = alert.restrained_person, alert.opened_at
@@ -102,13 +155,14 @@ class KnockTracker:
             return []
         q.clear()
         return [
-            task(
+            new_task(
                 "knock",
                 alert,
                 at,
                 policy.interview_due_s,
                 role="outreach",
                 id_extra=rfc3339(at),
+                attempt=1,
             )
         ]
 

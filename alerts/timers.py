@@ -1,11 +1,13 @@
 """A ban's timers: escalation of priority-1 alerts, signal loss and its rise, protected
-persons' positions lost. The engine keeps one heap of every ban's next deadline.
+persons' positions lost, the acceptance deadline of unit tasks. The engine keeps one heap of
+every ban's next deadline.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from alerts import tasklife
 from alerts.banstate import BanState, Ctx
 from alerts.detectors import signal
 from alerts.lifecycle import dispatch, followed_person, position_lost
@@ -29,6 +31,9 @@ def next_deadline(st: BanState, policy: Policy) -> datetime | None:
                 t = a.p1_since + sla
                 if best is None or t < best:
                     best = t
+            due = a.offer_due  # a unit task awaiting acceptance
+            if due is not None and (best is None or due < best):
+                best = due
     if st.watch:
         timeout = duration(policy.signal_timeout_s)
         for device, last in st.watch.items():
@@ -62,13 +67,15 @@ def lost_timers(st: BanState, policy: Policy) -> list[tuple[int, datetime, str]]
 
 
 def timers(st: BanState, policy: Policy) -> list[tuple[int, datetime, str]]:
-    """(order, due time, reference): escalations, signal-loss openings and rises, and
-    protected persons' positions lost."""
+    """(order, due time, reference): escalations, signal-loss openings and rises,
+    protected persons' positions lost, unit tasks' acceptance deadlines."""
     out: list[tuple[int, datetime, str]] = []
     sla = duration(policy.ack_sla_s)
     for a in st.alerts.values():
         if a.priority == 1 and a.p1_since is not None and a.state in (State.open, State.updated):
             out.append((0, a.p1_since + sla, a.alert_id))
+        if a.offer_due is not None:
+            out.append((4, a.offer_due, a.alert_id))
     timeout = duration(policy.signal_timeout_s)
     for device, last in st.watch.items():
         if f"signal_lost|{device}" not in st.open:
@@ -89,7 +96,7 @@ def tick(st: BanState, ctx: Ctx, now: datetime) -> None:
         if order == 0:
             a = st.alerts[ref]
             ctx.out.append((ALERTS, a.alert_id, a.revision(t, State.escalated)))
-            dispatch(ctx.policy, ctx.fleet, a, t, ctx.out)
+            dispatch(ctx.policy, ctx.fleet, a, t, ctx.out, ctx.book)
         elif order == 1:
             if ctx.ban.record.in_force(t):
                 signal.lost(st, ctx, ref, t)
@@ -97,5 +104,7 @@ def tick(st: BanState, ctx: Ctx, now: datetime) -> None:
                 del st.watch[ref]
         elif order == 2:
             signal.rises(st, ctx, ref, t)
-        else:
+        elif order == 3:
             position_lost(st, ctx, ref, t)
+        else:
+            tasklife.expire(ctx.policy, ctx.fleet, st.alerts[ref], t, ctx.out)

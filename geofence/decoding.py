@@ -6,6 +6,7 @@ that names the field, for the `dead-letters` record. Nothing here raises for bad
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,9 +18,17 @@ from config.topics import ALERT_ACKS, CONTACT_BANS
 from config.topics import INCIDENTS as INCIDENTS
 from config.topics import PATROL_POSITIONS as PATROL_POSITIONS
 from config.topics import POSITIONS as POSITIONS
+from config.topics import TASK_UPDATES as TASK_UPDATES
 from geofence.bans import CompiledBan
 from geofence.evaluation import duration
-from geofence.records import AlertAction, ContactBan, Incident, LocationFix, PatrolPosition
+from geofence.records import (
+    AlertAction,
+    ContactBan,
+    Incident,
+    LocationFix,
+    PatrolPosition,
+    TaskUpdate,
+)
 from geofence.zones import ZoneError
 
 
@@ -35,6 +44,9 @@ class Reason(StrEnum):
     unknown_topic = "unknown_topic"
     unknown_alert = "unknown_alert"  # an action names an alert this service never issued
     internal = "internal"  # a detector failed on this record (a bug; the record is kept)
+    unknown_task = "unknown_task"  # a task update names a task this service does not hold
+    invalid_transition = "invalid_transition"  # backwards, after an end state, wrong unit/role,
+    # or an outcome outside the task kind's set (contract v2)
 
 
 # the input topics, by the names this module has always used (config/topics.py is the registry)
@@ -46,6 +58,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     PATROL_POSITIONS: PatrolPosition,
     INCIDENTS: Incident,
     ACKS: AlertAction,
+    TASK_UPDATES: TaskUpdate,
 }
 _KEY_FIELD = {
     BANS: "ban_id",
@@ -53,6 +66,7 @@ _KEY_FIELD = {
     PATROL_POSITIONS: "unit_id",
     INCIDENTS: "incident_id",
     ACKS: "alert_id",
+    TASK_UPDATES: "task_id",
 }
 INPUT_TOPICS = tuple(_MODELS)
 
@@ -70,7 +84,9 @@ class Rejected:
     error: str
 
 
-Decoded = CompiledBan | LocationFix | PatrolPosition | Incident | AlertAction | Tombstone
+Decoded = (
+    CompiledBan | LocationFix | PatrolPosition | Incident | AlertAction | TaskUpdate | Tombstone
+)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -138,5 +154,19 @@ def decode(
             return CompiledBan.build(record)
         except ZoneError as exc:
             return Rejected(Reason.geometry, f"zones: {exc}")
-    assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction))
+    assert isinstance(record, (LocationFix, PatrolPosition, Incident, AlertAction, TaskUpdate))
     return record
+
+
+def without_note(raw: bytes) -> bytes:
+    """A task update's bytes without its free-text `note` (contract v2: stored, never
+    forwarded, so not in a dead letter either), or b"" when there is no note to take out. A
+    record that is no JSON object is kept as it is: nothing can be told apart in it."""
+    try:
+        v = json.loads(raw)
+    except (ValueError, RecursionError):
+        return b""
+    if not isinstance(v, dict) or "note" not in v:
+        return b""
+    v.pop("note")
+    return json.dumps(v, ensure_ascii=False).encode("utf-8")

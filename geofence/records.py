@@ -212,4 +212,28 @@ class AlertAction(_Record):
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
-InputRecord = ContactBan | LocationFix | PatrolPosition | Incident | AlertAction
+class TaskAction(StrEnum):
+    accept = "accept"
+    decline = "decline"
+    en_route = "en_route"
+    on_scene = "on_scene"
+    done = "done"
+
+
+class TaskUpdate(_Record):
+    """A unit's or a role's answer to a task (contract v2, topic `task-updates`). Whether the
+    transition is allowed (the task's unit or role, forward only, the kind's outcomes) is the
+    engine's to decide: it holds the task. `note` is stored by the record store only: never
+    forwarded, never in any output or log."""
+
+    task_id: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    by: Ident
+    role: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
+    ts: Timestamp
+    action: TaskAction
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    consent_to_share: bool | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+InputRecord = ContactBan | LocationFix | PatrolPosition | Incident | AlertAction | TaskUpdate

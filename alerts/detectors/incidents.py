@@ -59,4 +59,4 @@ def apply(st: BanState, ctx: Ctx, inc: Incident, matched_by: str, responsible: b
         a.respond_sent = True  # owed by the responsible ban's alert, not by this one
     refresh_units(ctx, a, inc.ts)
     ctx.out.append((ALERTS, a.alert_id, a.revision(inc.ts)))
-    dispatch(ctx.policy, ctx.fleet, a, inc.ts, ctx.out)
+    dispatch(ctx.policy, ctx.fleet, a, inc.ts, ctx.out, ctx.book)

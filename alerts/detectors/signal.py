@@ -65,7 +65,7 @@ def lost(st: BanState, ctx: Ctx, device: str, at: datetime) -> None:
         st.signal_rise[device] = last.ts + timedelta(seconds=gap / pol.max_speed_mps)
     refresh_units(ctx, a, at)
     ctx.out.append((ALERTS, a.alert_id, a.revision(at)))
-    dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+    dispatch(ctx.policy, ctx.fleet, a, at, ctx.out, ctx.book)
 
 
 def signal_reason(silent: float, reach: float, p1: bool) -> str:
@@ -88,4 +88,4 @@ def rises(st: BanState, ctx: Ctx, device: str, at: datetime) -> None:
     a.set_priority(1, at)
     a.reason = signal_reason(silent, ctx.policy.max_speed_mps * silent, True)
     ctx.out.append((ALERTS, aid, a.revision(at)))
-    dispatch(ctx.policy, ctx.fleet, a, at, ctx.out)
+    dispatch(ctx.policy, ctx.fleet, a, at, ctx.out, ctx.book)

@@ -39,4 +39,6 @@ alerts 4 cleanup.policy=compact,delete retention.ms=2592000000 segment.ms=864000
 patrol-tasks 4 cleanup.policy=delete retention.ms=604800000 segment.ms=21600000
 dead-letters 4 cleanup.policy=delete retention.ms=604800000 segment.ms=21600000
 audit 4 cleanup.policy=delete retention.ms=-1
+task-updates 4 cleanup.policy=delete retention.ms=604800000 segment.ms=21600000
+protected-notifications 4 cleanup.policy=delete retention.ms=604800000 segment.ms=21600000
 TOPICS

@@ -153,7 +153,11 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
         tasks.append(
             asyncio.create_task(
                 play_demo(
-                    bootstrap, settings.topic_prefix, stop, security=settings.kafka_security()
+                    bootstrap,
+                    settings.topic_prefix,
+                    stop,
+                    security=settings.kafka_security(),
+                    actors=True,  # units and roles answer their tasks: the loop closes
                 ),
                 name="demo",
             )

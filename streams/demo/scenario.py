@@ -6,17 +6,29 @@ tests/streams/test_console_demo.py):
 - 0: three contact bans are registered; ankle tags, a victim's phone and seven patrol cars
   report every 5 s.
 - 3: the monitoring centre relays a **tamper** alarm from P-5120's tag on Kungsholmen, raised
-  45 s earlier: a priority-1 `tamper` alert and a `respond` task for CI-1210.
+  45 s earlier: a priority-1 `tamper` alert and a `respond` task for CI-1210, already past
+  its acceptance SLA (`task_accept_sla_s`, counted from the alarm): `expired`, and the task
+  goes on to SM-3330.
 - 5: P-7731 drives towards the protected home near Södertälje centrum: `approach` (p2).
 - 11: P-8810 cycles down Götgatan towards P-2207 on Medborgarplatsen: `approach` (p2).
 - 18: nobody acknowledged the tamper alarm within `ack_sla_s` of its raising: **escalated**.
 - 20: a neighbour's **tip** about a man outside the protected home: `tip` (p3).
 - 26-31: P-8810 comes within 500 m of P-2207: `proximity_breach`, possible (p2) then
-  confirmed (p1) with `respond` (SM-3320) and `protect` (SM-3310) tasks and the follow-up chain.
+  confirmed (p1) with `respond` and `protect` tasks for two Södermalm cars and the outreach
+  chain's `interview`.
 - 40: P-7731 is inside the home zone: `zone_breach` (p1, confirmed), `respond` for SÖ-2140 and
-  the follow-up chain. From 40-45 s the tasked patrol cars drive to their targets.
+  an `interview`.
 - 91 and 100: the two breaches, unless acknowledged by then, escalate.
 - 150-175: both men leave, their episodes end. The demo then keeps every device reporting.
+
+With `actors` (as `up --demo` plays it; streams/demo/actors.py) the units and roles answer
+(measured in one run at the default pace): SM-3330 accepts the tamper task at 7 s, drives to
+Kungsholmen and closes it at 58 s; P-8810's respond car declines at 35 s and the task moves
+on to CI-1210, which accepts, drives and closes; SM-3310 protects P-2207; the investigator
+holds P-8810's interview (37 s), the negotiator the motivational talk with consent (44 s),
+and a `referral` to social services appears; SÖ-2140 accepts at 44 s, is on scene at the
+protected home at 57 s and closes at 67 s. Without actors nobody answers: every respond
+expires after `task_accept_sla_s` and goes to the next unit, three times.
 
 The tamper alarm's relay delay is how real alarms reach a stream (the device's own time, late);
 it is also what lets the escalation show within the first minute. P-5120's tag stays silent
@@ -35,17 +47,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.topics import CONTACT_BANS, INCIDENTS, PATROL_POSITIONS, POSITIONS, TopicNames
+from config.topics import (
+    CONTACT_BANS,
+    INCIDENTS,
+    PATROL_POSITIONS,
+    PATROL_TASKS,
+    POSITIONS,
+    TASK_UPDATES,
+    TopicNames,
+)
+from streams.demo.tracks import LatLon, Track, track
 from streams.kafka.blocking import encode_json
 from streams.kafka.clients import record_producer
+
+if TYPE_CHECKING:
+    from streams.demo.actors import Pace
 
 log = logging.getLogger("banwatch.demo")
 
@@ -68,8 +91,6 @@ HORNSTULL = (59.3157, 18.0340)
 KUNGSHOLMEN = (59.3300, 18.0300)
 VASASTAN = (59.3450, 18.0450)
 
-LatLon = tuple[float, float]
-
 
 def move(p: LatLon, north_m: float, east_m: float) -> LatLon:
     """The point `north_m`/`east_m` metres from `p` (local flat approximation)."""
@@ -85,28 +106,6 @@ def box(centre: LatLon, half_ns_m: float, half_ew_m: float) -> list[list[float]]
     n, e = move(centre, half_ns_m, half_ew_m)
     ring = [(w, s), (e, s), (e, n), (w, n), (w, s)]
     return [[round(x, 6), round(y, 6)] for x, y in ring]
-
-
-@dataclass(frozen=True)
-class Track:
-    """A position as a function of seconds since the start: straight legs between waypoints
-    `(t, lat, lon)`, standing still before the first and after the last."""
-
-    points: tuple[tuple[float, float, float], ...]
-
-    def at(self, t: float) -> LatLon:
-        pts = self.points
-        if t <= pts[0][0]:
-            return pts[0][1], pts[0][2]
-        for (t0, a0, o0), (t1, a1, o1) in itertools.pairwise(pts):
-            if t <= t1:
-                f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
-                return a0 + (a1 - a0) * f, o0 + (o1 - o0) * f
-        return pts[-1][1], pts[-1][2]
-
-
-def track(*points: tuple[float, LatLon]) -> Track:
-    return Track(tuple((t, p[0], p[1]) for t, p in points))
 
 
 def circling(centre: LatLon, radius_m: float, period_s: float, phase: float = 0.0) -> Track:
@@ -380,6 +379,25 @@ def heartbeat(t: float) -> list[Record]:
     return out
 
 
+def driven(record: Record, drives: Mapping[str, Track]) -> Record:
+    """A patrol car's position record where the demo's actors drive it instead of its script
+    (streams/demo/actors.py)."""
+    drive = drives.get(record.key) if record.topic == PATROL_POSITIONS else None
+    if drive is None:
+        return record
+    lat, lon = drive.at(record.at_s)
+    value = {**record.value, "lat": round(lat, 6), "lon": round(lon, 6)}
+    return Record(record.at_s, record.topic, record.key, value, record.lag_s, record.stamped)
+
+
+def scripted_position(unit: str, t: float) -> LatLon | None:
+    """Where the script has patrol car `unit` at `t` seconds into the demo."""
+    for name, where in UNITS:
+        if name == unit:
+            return where.at(min(t, SCRIPT_S))
+    return None
+
+
 async def play_demo(
     bootstrap: str,
     prefix: str,
@@ -387,8 +405,12 @@ async def play_demo(
     *,
     speed: float = 1.0,
     security: Mapping[str, Any] | None = None,
+    actors: bool = False,
+    pace: Pace | None = None,
 ) -> None:
-    """Send the demo to the input topics in real time (`speed` > 1: faster) until `stop`."""
+    """Send the demo to the input topics in real time (`speed` > 1: faster) until `stop`.
+    `actors`: units and roles answer their tasks too (streams/demo/actors.py, `pace` theirs),
+    as `banwatch up --demo` plays it."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     names = TopicNames.with_prefix(prefix)
@@ -397,6 +419,27 @@ async def play_demo(
     await producer.start()
     loop = asyncio.get_running_loop()
     start = loop.time()
+    drives: dict[str, Track] = {}
+    players: asyncio.Task[None] | None = None
+    if actors:
+        from streams.demo.actors import Actors, Pace
+
+        async def answer(task_id: str, value: dict[str, Any]) -> None:
+            await producer.send_and_wait(
+                topic[TASK_UPDATES], key=task_id.encode("utf-8"), value=encode_json(value)
+            )
+
+        cast = Actors(
+            answer,
+            lambda: (loop.time() - start) * speed,
+            scripted_position,
+            drives,
+            pace if pace is not None else Pace(),
+            speed,
+        )
+        players = asyncio.create_task(
+            cast.run(bootstrap, topic[PATROL_TASKS], stop, security), name="demo-actors"
+        )
 
     async def wait_until(at_s: float) -> bool:
         delay = start + at_s / speed - loop.time()
@@ -406,7 +449,9 @@ async def play_demo(
         return not stop.is_set()
 
     async def send(record: Record) -> None:
-        value = stamp(record, datetime.now(UTC))
+        if players is not None and players.done():
+            players.result()  # the actors failed: so does the demo
+        value = stamp(driven(record, drives), datetime.now(UTC))
         await producer.send(
             topic[record.topic], key=record.key.encode("utf-8"), value=encode_json(value)
         )
@@ -429,4 +474,8 @@ async def play_demo(
             for record in heartbeat(t):
                 await send(record)
     finally:
+        if players is not None:
+            players.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await players
         await producer.stop()

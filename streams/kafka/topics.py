@@ -176,19 +176,28 @@ def ensure_topics(
 
 
 def ensure_internal(
-    bootstrap: str, routed: str, state: str, security: Mapping[str, object]
+    bootstrap: str,
+    routed: str,
+    state: str,
+    security: Mapping[str, object],
+    task_route: str | None = None,
 ) -> None:
     """Create the worker's internal topics like contract topics (a broker would otherwise
     auto-create them with its defaults, on Kafka one partition, or with auto-creation off not
-    at all). `routed` holds copies of fixes, incidents and acks: it ages out like `positions`.
+    at all). `routed` holds copies of fixes, incidents, acks and task updates: it ages out like
+    `positions`, and so does `task_route` (task updates on their way to the alert index).
     The state changelog keeps the latest value per key (compacted), like faust's tables."""
     configs = dict(next(spec for spec in SPECS if spec.name == POSITIONS).configs)
+    extra = (
+        [] if task_route is None else [NewTopic(task_route, PARTITIONS, -1, topic_configs=configs)]
+    )
     admin = admin_client(bootstrap, security)
     try:
         response = admin.create_topics(
             [
                 NewTopic(routed, PARTITIONS, -1, topic_configs=configs),
                 NewTopic(state, PARTITIONS, -1, topic_configs={"cleanup.policy": "compact"}),
+                *extra,
             ],
             raise_errors=False,
         )

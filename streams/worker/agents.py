@@ -6,6 +6,12 @@ state they concern, `alerts` feeds the alert index (alert id -> where its state 
 globally fed topics (`contact-bans`, `patrol-positions`) are validated once, in their
 partition's owner, so a bad record becomes one dead letter, not one per worker.
 
+`task-updates` go to the state that owns the task: through the task index (task id -> its
+restrained person or its alert; every worker holds it whole, streams/worker/routing.py
+`TaskIndex`) straight to the person, or, for a task known by its alert, first to the owner of
+the alert's partition of the alert index (the internal topic `<app>-task-route`, keyed by alert
+id and so co-partitioned with `alerts`), which resolves the alert like an acknowledgement's.
+
 Every agent catches per record (faust acks a record whose agent raised): a bad record becomes
 a dead letter, a failure of our own code an `internal` dead letter, and the stream goes on.
 """
@@ -17,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -24,12 +31,20 @@ import faust
 from alerts.engine import UNKNOWN_ALERT_DEAD_LETTER_BYTES, Engine, Incoming, Outcome
 from alerts.routing import alert_route_key, incident_targets
 from config.policy import Policy
-from config.topics import PARTITIONS, TopicNames
-from geofence.decoding import ACKS, BANS, INCIDENTS, PATROL_POSITIONS, Reason, Rejected
-from geofence.records import AlertAction, Incident
+from config.topics import PARTITIONS, TASK_UPDATES, TopicNames
+from geofence.decoding import (
+    ACKS,
+    BANS,
+    INCIDENTS,
+    PATROL_POSITIONS,
+    Reason,
+    Rejected,
+    without_note,
+)
+from geofence.records import AlertAction, Incident, TaskUpdate
 from streams.worker.observer import Observer
 from streams.worker.publish import Publisher, utc_now
-from streams.worker.routing import partition_for, record_key
+from streams.worker.routing import TaskIndex, envelope, partition_for, record_key, unwrap
 
 log = logging.getLogger("banwatch.worker")
 
@@ -39,8 +54,11 @@ ACK_WAIT_S = 5.0
 #: Every batch with unknown alert ids first waits this long: an alert published a moment
 #: before its acknowledgement may not have been fetched yet (fetch wait 100 ms).
 ACK_GRACE_S = 0.3
-#: How much of an acknowledgement a dead letter keeps.
+#: How much of an acknowledgement (or a task update) a dead letter keeps.
 ACK_DEAD_LETTER_BYTES = UNKNOWN_ALERT_DEAD_LETTER_BYTES
+#: How long a task update for a task the index does not know yet waits for the task's
+#: revision to be read from `patrol-tasks` before it goes to dead-letters as `unknown_task`.
+TASK_WAIT_S = ACK_WAIT_S
 
 
 class Agents:
@@ -56,6 +74,9 @@ class Agents:
         observer: Observer,
         wait_for_bans: Callable[[], Awaitable[None]],
         bans_ready: asyncio.Event,
+        tasks: TaskIndex,
+        tasks_behind: Callable[[], bool],
+        task_route_name: str,
     ) -> None:
         self.app = app
         self.names = names
@@ -64,6 +85,8 @@ class Agents:
         self.observer = observer
         self.wait_for_bans = wait_for_bans
         self.bans_ready = bans_ready
+        self.tasks = tasks  # task id -> where its state lives (fed by the worker's task feed)
+        self.tasks_behind = tasks_behind  # the task feed has not read all of `patrol-tasks`
         self.indexed: dict[int, int] = {}  # alerts partition -> last offset the index read
         self._next_prune: dict[int, float] = {}  # alerts partition -> next look for the due
 
@@ -80,11 +103,15 @@ class Agents:
 
         n = names
         self.t_routed = raw(routed_name, internal=True)
+        self.task_route_name = task_route_name
+        self.t_task_route = raw(task_route_name, internal=True)
         self._topics: dict[str, Any] = {
             n.alerts: raw(n.alerts),
             n.patrol_tasks: raw(n.patrol_tasks),
+            n.protected_notifications: raw(n.protected_notifications),
             n.dead_letters: raw(n.dead_letters),
             routed_name: self.t_routed,
+            task_route_name: self.t_task_route,
         }
         self.publisher = Publisher(
             self._put, n.deployed(), routed_name, policy, observer, self._count
@@ -95,6 +122,8 @@ class Agents:
         app.agent(raw(n.incidents), name="incidents")(self._incidents)
         app.agent(raw(n.alert_acks), name="acks")(self._acks)
         app.agent(raw(n.alerts), name="index")(self._index)
+        app.agent(raw(n.task_updates), name="task-updates")(self._task_updates)
+        app.agent(self.t_task_route, name="task-route")(self._task_route)
         app.agent(raw(n.contact_bans), name="check-bans")(self._check(BANS))
         app.agent(raw(n.patrol_positions), name="check-patrol")(self._check(PATROL_POSITIONS))
 
@@ -221,6 +250,109 @@ class Agents:
             except Exception as exc:  # not ours to dead-letter: `alerts` is our own output
                 log.warning("alert record not indexed: %s", type(exc).__name__)
             self.indexed[m.partition] = m.offset
+
+    async def _task_updates(self, stream: Any) -> None:
+        """Route each task update to where its task's state lives (module docstring). A task
+        the index does not know yet may have been published a moment ago: unknown ids of a
+        batch wait together while the task feed is behind `patrol-tasks`, at most
+        TASK_WAIT_S; once it has read all of it, an unknown task is a dead letter at once."""
+        async for events in stream.take_events(500, within=0.01):
+            unknown: list[tuple[Incoming, TaskUpdate]] = []
+            for event in events:
+                m = event.message
+                msg = Incoming(TASK_UPDATES, record_key(m.key), m.value, m.partition, m.offset)
+                try:
+                    d = self.publisher.decide_or_reject(msg, utc_now(), ACK_DEAD_LETTER_BYTES)
+                    if d is None:
+                        continue
+                    assert isinstance(d, TaskUpdate)
+                    # the free-text note is stored from `task-updates` by the record store and
+                    # never forwarded (contract v2): the internal copies go without it
+                    bare = without_note(m.value)
+                    if bare:
+                        msg = replace(msg, value=bare)
+                    if not self._route_task(msg, d):
+                        unknown.append((msg, d))
+                except Exception as exc:
+                    log.error("task update not routed: %s", type(exc).__name__)
+                    self.publisher.internal_error(event.message)
+            if unknown:
+                await self._resolve_unknown_tasks(unknown)
+
+    def _route_task(self, msg: Incoming, d: TaskUpdate) -> bool:
+        """Send `msg` on towards its task's state; False: the index does not know the task."""
+        route = self.tasks.get(d.task_id)
+        if route is None:
+            return False
+        if route.person is not None:
+            self.publisher.forward(route.person, msg)
+        elif route.alert_id is not None:  # to the alert index's owner of this alert
+            self._put(
+                self.task_route_name,
+                route.alert_id.encode("utf-8"),
+                envelope(msg),
+                partition_for(route.alert_id),
+            )
+        else:
+            return False
+        return True
+
+    async def _resolve_unknown_tasks(self, unknown: list[tuple[Incoming, TaskUpdate]]) -> None:
+        deadline = time.monotonic() + TASK_WAIT_S
+        await asyncio.sleep(ACK_GRACE_S)  # tasks published just before: one fetch away
+        while True:
+            unknown = [(msg, d) for msg, d in unknown if not self._route_task(msg, d)]
+            if not unknown or not self.tasks_behind() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for msg, d in unknown:
+            rej = Rejected(Reason.unknown_task, f"task_id: no task {d.task_id!r}")
+            self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
+
+    async def _task_route(self, stream: Any) -> None:
+        """A task update known by its task's alert, here on the partition of the alert index
+        that holds the alert: on to the alert's owner, like an acknowledgement."""
+        async for events in stream.take_events(500, within=0.01):
+            unknown: list[tuple[Incoming, str]] = []
+            for event in events:
+                m = event.message
+                msg: Incoming | None = None
+                try:
+                    alert_id = record_key(m.key)
+                    msg = unwrap(None, m.value)
+                    target = None if alert_id is None else index_target(self.index.get(alert_id))
+                    if target is not None:
+                        self.publisher.forward(target, msg)
+                    elif alert_id is not None:
+                        unknown.append((msg, alert_id))
+                except Exception as exc:
+                    log.error("task update not routed: %s", type(exc).__name__)
+                    if msg is None:
+                        self.publisher.internal_error(event.message)
+                    else:  # the dead letter names the original record, not the internal hop
+                        rej = Rejected(Reason.internal, "record could not be processed")
+                        self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
+            if unknown:
+                await self._resolve_task_alerts(unknown)
+
+    async def _resolve_task_alerts(self, unknown: list[tuple[Incoming, str]]) -> None:
+        deadline = time.monotonic() + ACK_WAIT_S
+        await asyncio.sleep(ACK_GRACE_S)
+        while True:
+            still = []
+            for msg, alert_id in unknown:
+                target = index_target(self.index.get(alert_id))
+                if target is None:
+                    still.append((msg, alert_id))
+                else:
+                    self.publisher.forward(str(target), msg)
+            unknown = still
+            if not unknown or self._index_caught_up() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for msg, alert_id in unknown:  # the task's alert is gone (pruned): so is the task
+            rej = Rejected(Reason.unknown_task, f"task_id: the task's alert {alert_id!r} is gone")
+            self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
 
 
 #: How often the index agent looks, per partition, for resolved alerts past their retention.

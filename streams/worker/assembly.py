@@ -5,11 +5,16 @@ murmur2 partitioner, so topics keyed by the same id are co-partitioned):
 
     contact-bans ──► check (dead letters) │ every worker: GlobalFeed → engine.registry
     patrol-positions ► check (dead letters) │ every worker: GlobalFeed → engine.fleet
+    patrol-tasks ──────────────────────────  every worker: GlobalFeed → engine.note_task
+                                                                       + the task index
     positions ─────► hot loop ◄── routed ◄── incidents (matched to bans, keyed by restrained person)
                         │           ▲  ◄── alert-acks (alert id → owner via the alert index)
+                        │           ▲  ◄── task-updates (task id → person via the task index,
+                        │           │        or → task-route → owner via the alert index)
                         │           └─── protected persons' fixes, re-keyed by restrained person
                         ▼
-                  alerts, patrol-tasks, dead-letters            alerts ──► alert index table
+       alerts, patrol-tasks, protected-notifications,           alerts ──► alert index table
+       dead-letters
 
 The parts, each in its own module of this package:
 
@@ -29,8 +34,10 @@ on restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -48,9 +55,12 @@ from streams.worker.hotloop import HotLoop, Rebalance
 from streams.worker.observer import Observers
 from streams.worker.outbox import Outbox, keep_alive, owned_partitions, read_state, read_tail
 from streams.worker.publish import utc_now
+from streams.worker.routing import TaskIndex
 
 #: How long a batch waits for the ban feed when it has not read what the broker holds.
 BAN_FEED_WAIT_S = 1.0
+#: How often the task index drops the tasks that ended more than the retention ago.
+TASK_PRUNE_S = 60.0
 
 
 class Worker:
@@ -71,6 +81,9 @@ class Worker:
         self.routed_name = f"{app_id}-routed"
         self.state_name = f"{app_id}-state-changelog"  # the name faust gave it as a table
         self.hot_group = f"{app_id}-positions"
+        self.task_route_name = f"{app_id}-task-route"
+        self.tasks = TaskIndex()
+        self._next_task_prune = 0.0
 
         self.bans_feed = GlobalFeed(
             bootstrap, self.names.contact_bans, self._feed(BANS), settings.kafka_security()
@@ -81,6 +94,9 @@ class Worker:
             self._feed(PATROL_POSITIONS),
             settings.kafka_security(),
         )
+        self.tasks_feed = GlobalFeed(
+            bootstrap, self.names.patrol_tasks, self._note_task, settings.kafka_security()
+        )
         self.agents = Agents(
             self.app,
             self.names,
@@ -90,6 +106,9 @@ class Worker:
             self.observers,
             self._wait_for_bans,
             self.bans_feed.ready,
+            self.tasks,
+            self.tasks_feed.behind,
+            self.task_route_name,
         )
         self.hot = HotLoop(
             self.engine,
@@ -125,6 +144,21 @@ class Worker:
 
         return apply
 
+    def _note_task(self, key: str | None, value: bytes | None, partition: int, offset: int) -> None:
+        """A task revision from any partition of `patrol-tasks` (ours or another worker's): the
+        engine's busy units, and the task index that routes task updates."""
+        if value is None:
+            return
+        task = json.loads(value)
+        if not isinstance(task, dict):
+            return
+        self.engine.note_task(task)
+        now = time.time()
+        self.tasks.observe(task, _revised_at(task, now))
+        if now >= self._next_task_prune:
+            self._next_task_prune = now + TASK_PRUNE_S
+            self.tasks.prune(now, self.policy.resolved_retention_s)
+
     async def _wait_for_bans(self) -> None:
         """A ban and a fix published together race through different topics; give the ban
         feed a moment to read what the broker already holds."""
@@ -143,6 +177,7 @@ class Worker:
         """The hot loop on its own group consumer and producer, until `stop`."""
         await self.bans_feed.ready.wait()
         await self.patrol_feed.ready.wait()
+        await self.tasks_feed.ready.wait()  # busy units known before any task is given
         s, n = self.settings, self.names
         consumer = clients.hot_consumer(s, self.bootstrap, self.hot_group)
         producer = clients.hot_producer(s, self.bootstrap, f"{self.hot_group}-producer")
@@ -150,7 +185,14 @@ class Worker:
         try:
             outbox = Outbox(producer)
             await outbox.prepare(
-                [n.alerts, n.patrol_tasks, n.dead_letters, self.routed_name, self.state_name]
+                [
+                    n.alerts,
+                    n.patrol_tasks,
+                    n.protected_notifications,
+                    n.dead_letters,
+                    self.routed_name,
+                    self.state_name,
+                ]
             )
             state_box = Outbox(producer)
             await state_box.prepare([self.state_name])
@@ -175,11 +217,17 @@ class Worker:
             ensure_topics, self.bootstrap, self.settings.topic_prefix, **security
         )
         await asyncio.to_thread(
-            ensure_internal, self.bootstrap, self.routed_name, self.state_name, security
+            ensure_internal,
+            self.bootstrap,
+            self.routed_name,
+            self.state_name,
+            security,
+            self.task_route_name,
         )
         feeds = [
             asyncio.create_task(self.bans_feed.run(), name="feed-bans"),
             asyncio.create_task(self.patrol_feed.run(), name="feed-patrol"),
+            asyncio.create_task(self.tasks_feed.run(), name="feed-tasks"),
         ]
         fw = faust.Worker(
             self.app,
@@ -193,7 +241,8 @@ class Worker:
         hot: asyncio.Task[None] | None = None
         try:
             waiters = [
-                asyncio.create_task(f.ready.wait()) for f in (self.bans_feed, self.patrol_feed)
+                asyncio.create_task(f.ready.wait())
+                for f in (self.bans_feed, self.patrol_feed, self.tasks_feed)
             ]
             await _first_of(feeds, waiters)
             await fw.start()
@@ -217,6 +266,20 @@ class Worker:
             for f in feeds:
                 f.cancel()
             await asyncio.gather(*feeds, return_exceptions=True)
+
+
+def _revised_at(task: dict[str, Any], default: float) -> float:
+    """When a task revision was made (its `updated_at`, epoch seconds), else `default`: the
+    index's retention counts from the revision, also when a restarted worker reads it again."""
+    raw = task.get("updated_at")
+    if isinstance(raw, str):
+        try:
+            t = datetime.fromisoformat(raw)
+        except ValueError:
+            return default
+        if t.tzinfo is not None:
+            return t.timestamp()
+    return default
 
 
 async def _first_of(feeds: list[asyncio.Task[None]], waiters: list[asyncio.Task[Any]]) -> None:

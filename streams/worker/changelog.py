@@ -5,6 +5,7 @@ Keys (JSON strings) and values (`{"p": partition, "d": data}`), partitioned like
 
     ban:<ban id>            a `BanState` (alerts/snapshot.py), in its restrained person's partition
     knock:<person>          the person's count of approach alerts
+    outreach:<person>       the person's outreach chain and role tasks (contract v2)
     unmatched:<alert id>    the alert of an incident matched to no ban, in the incident's scope
     offset:<f|r>:<p>        the last offset of `positions` (f) or `routed` (r) partition p
                             whose changes the state above contains
@@ -41,9 +42,11 @@ from alerts.snapshot import (
     dump_alert,
     dump_ban_state,
     dump_knock,
+    dump_outreach,
     load_alert,
     load_ban_state,
     load_knock,
+    load_outreach,
 )
 from streams.worker.routing import partition_for
 
@@ -152,6 +155,11 @@ class ChangelogState:
                 put(f"unmatched:{aid}", p, dump_alert(a))
             elif a is None and aid in self._unmatched_written:  # dropped after its retention
                 tombstone(f"unmatched:{aid}", self._unmatched_written.pop(aid))
+        for person in sorted(e.book.touched):
+            o = e.book.people.get(person)
+            if o is not None:
+                put(f"outreach:{person}", partition_for(person), dump_outreach(o))
+        e.book.touched.clear()
         e.touched.clear()
         e.touched_unmatched.clear()
         for name, offset in self.applied.items():
@@ -196,6 +204,8 @@ class ChangelogState:
             elif kind == "unmatched":
                 e.adopt_unmatched(load_alert(d))
                 self._unmatched_written[ident] = int(value["p"])
+            elif kind == "outreach":
+                e.adopt_outreach(load_outreach(d))
             elif kind == "offset":
                 self.applied[ident] = self._marks_written[ident] = int(d)
             elif kind == "outputs" and isinstance(d, dict):
@@ -206,5 +216,6 @@ class ChangelogState:
                         self.adopted_floors[slot] = int(off) if held is None else min(held, off)
         e.touched.clear()
         e.touched_unmatched.clear()
+        e.book.touched.clear()
         log.info("partitions %s adopted: %d ban states", sorted(partitions), bans)
         return bans

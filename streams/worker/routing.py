@@ -14,7 +14,8 @@ persons and bans a record concerns is the core's answer (alerts/routing.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,9 +28,11 @@ from geofence.bans import BanRegistry
 from geofence.decoding import POSITIONS
 from geofence.records import LocationFix
 
+#: Task states after which no update is valid (contract v2, "Tasks have a lifecycle").
+TASK_END_STATES = frozenset({"done", "declined", "expired", "cancelled"})
+
 _partitioner = DefaultPartitioner()
 _ALL = list(range(PARTITIONS))
-
 
 
 @functools.lru_cache(maxsize=1 << 16)  # persons report again and again: murmur2 in Python
@@ -101,3 +104,68 @@ def route_fix(
         else:
             targets.append(target)
     return local, targets
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRoute:
+    """Where a task's state lives, as its revisions on `patrol-tasks` say: its restrained
+    person (role tasks carry one), else its alert (respond and protect tasks), whose owner the
+    alert index knows. `ended_at` (epoch seconds): when it reached an end state."""
+
+    person: str | None
+    alert_id: str | None
+    seq: int
+    ended_at: float | None
+
+
+class TaskIndex:
+    """task id -> where the task's state lives, from every task revision on `patrol-tasks`.
+
+    Every worker reads `patrol-tasks` whole from the beginning (a global feed, like the ban
+    registry), so every worker holds the whole index and rebuilds it after a restart or a
+    rebalance from the topic itself: a task update is routed by whichever worker owns its
+    `task-updates` partition. Ended tasks are dropped `retention_s` after they ended (`prune`),
+    as the engine drops them from its state; an update for one is then an unknown task."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, TaskRoute] = {}
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def get(self, task_id: str) -> TaskRoute | None:
+        return self._routes.get(task_id)
+
+    def observe(self, task: Mapping[str, Any], at_s: float) -> None:
+        """Index one task revision (seen at `at_s`, epoch seconds); the highest `seq` wins,
+        a revision without `seq` (contract v1) counts as the first."""
+        task_id = task.get("task_id")
+        if not isinstance(task_id, str):
+            return
+        seq = task.get("seq")
+        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 1
+        old = self._routes.get(task_id)
+        if old is not None and old.seq >= seq:
+            return
+        person = task.get("restrained_person")
+        alert_id = task.get("alert_id")
+        ended = task.get("state") in TASK_END_STATES
+        self._routes[task_id] = TaskRoute(
+            person if isinstance(person, str) else None,
+            alert_id if isinstance(alert_id, str) else None,
+            seq,
+            (old.ended_at if old is not None and old.ended_at is not None else at_s)
+            if ended
+            else None,
+        )
+
+    def prune(self, now_s: float, retention_s: float) -> int:
+        """Drop the tasks that ended at least `retention_s` ago; how many went."""
+        due = [
+            k
+            for k, r in self._routes.items()
+            if r.ended_at is not None and r.ended_at + retention_s <= now_s
+        ]
+        for k in due:
+            del self._routes[k]
+        return len(due)

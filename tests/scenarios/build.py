@@ -142,6 +142,14 @@ class Ref:
     nth: int = 0
 
 
+@dataclass(frozen=True)
+class TaskRef:
+    """The id of the `nth` task of `kind` (in order of first revision), for a task update."""
+
+    kind: str
+    nth: int = 0
+
+
 @dataclass
 class Story:
     """Events of one scenario, kept in arrival order: by arrival time, then as added.
@@ -246,6 +254,32 @@ class Story:
         value = {"alert_id": ref, "action": action, "by": by, "ts": at, "note": note}
         self.add(at, {"topic": "alert-acks", "key": ref, "value": value, "after_s": after_s})
 
+    def task_update(
+        self,
+        ref: TaskRef,
+        action: str,
+        by: str,
+        role: str = "patrol",
+        at: datetime | None = None,
+        after_s: float | None = None,
+        outcome: str | None = None,
+        consent: bool | None = None,
+        note: str = "",
+    ) -> None:
+        """A unit's or role's answer to a task at `at`, or `after_s` s after it was created."""
+        assert (at is None) != (after_s is None)
+        value = {
+            "task_id": ref,
+            "by": by,
+            "role": role,
+            "ts": at,
+            "action": action,
+            "outcome": outcome,
+            "consent_to_share": consent,
+            "note": note,
+        }
+        self.add(at, {"topic": "task-updates", "key": ref, "value": value, "after_s": after_s})
+
     def ban_record(self, arrives: datetime, record: Json | None, key: str) -> None:
         self.add(arrives, {"topic": "contact-bans", "key": key, "value": record})
 
@@ -253,21 +287,22 @@ class Story:
         """A record given as it is (`value` a string of raw text, or `value_b64`)."""
         self.add(arrives, {"topic": topic, "key": key, **value})
 
-    def events(self, opened: dict[Ref, tuple[str, datetime]]) -> list[Json]:
-        """The events in arrival order, with the alert ids of `opened` filled in; actions on
-        alerts not (yet) in `opened` are left out."""
+    def events(self, opened: dict[Any, tuple[str, datetime]]) -> list[Json]:
+        """The events in arrival order, with the alert and task ids of `opened` filled in;
+        actions on alerts or tasks not (yet) in `opened` are left out."""
         timed = []
         for arrives, n, e in self.items:
             ref = e["key"]
-            if isinstance(ref, Ref):
+            if isinstance(ref, Ref | TaskRef):
                 if ref not in opened:
                     continue
-                alert_id, opened_at = opened[ref]
+                ident, opened_at = opened[ref]
                 after_s = e["after_s"]
                 if arrives is None:
                     arrives = opened_at + timedelta(seconds=after_s)
-                value = {**e["value"], "alert_id": alert_id, "ts": iso(arrives)}
-                e = {"topic": e["topic"], "key": alert_id, "value": value}
+                id_field = "alert_id" if isinstance(ref, Ref) else "task_id"
+                value = {**e["value"], id_field: ident, "ts": iso(arrives)}
+                e = {"topic": e["topic"], "key": ident, "value": value}
             assert arrives is not None
             timed.append((arrives, n, e))
         return [e for _, _, e in sorted(timed, key=lambda x: (x[0], x[1]))]
@@ -881,17 +916,26 @@ def _replay(bans: list[Json], events: list[Json], until: str | None) -> list[Jso
 def _resolve_refs(sc: Scenario) -> list[Json]:
     """Replay, look up the alerts the actions refer to, and repeat until nothing changes: an
     action can change what follows it, so later ids are read from a replay that includes it."""
-    refs = {e["key"] for _, _, e in sc.story.items if isinstance(e["key"], Ref)}
-    opened: dict[Ref, tuple[str, datetime]] = {}
-    for _ in range(10):
+    refs = {e["key"] for _, _, e in sc.story.items if isinstance(e["key"], Ref | TaskRef)}
+    opened: dict[Any, tuple[str, datetime]] = {}
+    for _ in range(20):
         events = sc.story.events(opened)
         seen: dict[str, list[tuple[str, datetime]]] = {}
+        tasks: dict[str, list[tuple[str, datetime]]] = {}
         for o in _replay(sc.bans, events, sc.until):
             if o["topic"] == "alerts":
                 of_kind = seen.setdefault(o["value"]["kind"], [])
                 if o["key"] not in [aid for aid, _ in of_kind]:
                     of_kind.append((o["key"], t(o["value"]["opened_at"])))
-        new = {r: seen[r.kind][r.nth] for r in refs if r.nth < len(seen.get(r.kind, []))}
+            elif o["topic"] == "patrol-tasks" and o["value"]["seq"] == 1:
+                tasks.setdefault(o["value"]["kind"], []).append(
+                    (o["value"]["task_id"], t(o["value"]["created_at"]))
+                )
+        new: dict[Any, tuple[str, datetime]] = {}
+        for r in refs:
+            found = (seen if isinstance(r, Ref) else tasks).get(r.kind, [])
+            if r.nth < len(found):
+                new[r] = found[r.nth]
         if new == opened and len(new) == len(refs):
             return events
         opened = new
@@ -912,8 +956,9 @@ def main(names: list[str]) -> None:
     sys.modules.setdefault("build", sys.modules[__name__])  # one module: one `Ref` class
     from build_v2_fix import SCENARIOS as V2_FIX  # contract v2 rules 3-6
     from build_v2_incidents import SCENARIOS as V2_INCIDENTS  # contract v2 rules 7-9
+    from build_v2_tasks import SCENARIOS as V2_TASKS  # contract v2 task lifecycle
 
-    for make in [*SCENARIOS, *V2_FIX, *V2_INCIDENTS]:
+    for make in [*SCENARIOS, *V2_FIX, *V2_INCIDENTS, *V2_TASKS]:
         sc = make()
         if not names or sc.name in names:
             write(sc)

@@ -63,9 +63,28 @@ def test_the_demo_shows_approach_breach_tasks_and_escalation_within_a_minute() -
     prox = first(alerts, kind="proximity_breach", priority=1)
     assert _seconds(prox["updated_at"]) < 50
     assert "protected_position" in prox
-    units = {(t["kind"], t["unit_id"]) for t in tasks if _seconds(t["created_at"]) < 50}
-    assert {("respond", "SÖ-2140"), ("respond", "SM-3320"), ("protect", "SM-3310")} <= units
+    # contract v2: nobody answers in this script, so each task expires after 30 s and the
+    # next unit is asked; the first offers go out at once
+    offers = {(t["alert_id"], t["kind"]) for t in tasks if t["seq"] == 1 and t["attempt"] == 1}
+    assert {(breach["alert_id"], "respond"), (prox["alert_id"], "respond")} <= offers
+    assert (prox["alert_id"], "protect") in offers
+    assert ("respond", "SÖ-2140") in {(t["kind"], t["unit_id"]) for t in tasks}
     assert ("respond", "CI-1210") in {(t["kind"], t["unit_id"]) for t in tasks}
+    # one respond and one protect for the proximity breach, to two of the Södermalm cars
+    prox_units = {
+        t["kind"]: t["unit_id"]
+        for t in tasks
+        if t["alert_id"] == prox["alert_id"] and t["unit_id"] and t["attempt"] == 1
+    }
+    assert set(prox_units) == {"respond", "protect"}
+    assert prox_units["respond"] != prox_units["protect"]
+    assert all(u.startswith("SM-") for u in prox_units.values())
+    # (streams/demo/actors.py answers in `up --demo`): expired after `task_accept_sla_s`
+    first_respond = next(t for t in tasks if t["kind"] == "respond" and t["unit_id"] == "SÖ-2140")
+    ends = [t for t in tasks if t["task_id"] == first_respond["task_id"] and t["seq"] > 1]
+    assert [t["state"] for t in ends] == ["expired"]
+    assert _seconds(ends[0]["updated_at"]) - _seconds(first_respond["created_at"]) == 30
+    assert any(t["alert_id"] == first_respond["alert_id"] and t["attempt"] == 2 for t in tasks)
     # unacknowledged breaches escalate a minute after they became priority 1
     first(alerts, kind="zone_breach", state="escalated")
     first(alerts, kind="proximity_breach", state="escalated")

@@ -365,6 +365,8 @@ AGES_OUT = {
     "patrol-tasks": 7 * 24 * HOUR_MS,
     "dead-letters": 7 * 24 * HOUR_MS,
     "banwatch-routed": 3 * 24 * HOUR_MS,  # the worker's re-keyed copies of the above
+    "task-updates": 7 * 24 * HOUR_MS,  # free-text notes, kept like the tasks they answer
+    "banwatch-task-route": 3 * 24 * HOUR_MS,  # task updates on their way to the alert index
 }
 
 

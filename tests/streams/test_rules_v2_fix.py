@@ -144,5 +144,5 @@ def test_a_multipath_jump_is_possible_only_and_a_confirmed_jump_rises_to_p1(
         settle_s=1.0,
     )
     assert not of_ban(tasks, "KF-V2J")
-    [respond] = [t for t in of_ban(tasks, "KF-V2K") if t["kind"] == "respond"]
+    [respond] = [t for t in of_ban(tasks, "KF-V2K") if t["kind"] == "respond" and t["seq"] == 1]
     assert respond["unit_id"] == "SO-V2" and respond["alert_id"] == k[0]["alert_id"]

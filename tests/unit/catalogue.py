@@ -812,5 +812,20 @@ def action(**overrides: Any) -> Json:
     return value
 
 
+def task_update(**overrides: Any) -> Json:
+    value: Json = {
+        "task_id": "9a3e0000000000000000000000000000",
+        "by": "SÖ-2140",
+        "role": "patrol",
+        "ts": "2026-11-22T10:17:00Z",
+        "action": "done",
+        "outcome": "contact_made",
+        "consent_to_share": None,
+        "note": "free text, stored, never forwarded",
+    }
+    value.update(overrides)
+    return value
+
+
 def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")

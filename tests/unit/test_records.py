@@ -23,12 +23,13 @@ from geofence.decoding import (
     INPUT_TOPICS,
     PATROL_POSITIONS,
     POSITIONS,
+    TASK_UPDATES,
     Reason,
     Rejected,
     Tombstone,
     decode,
 )
-from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition
+from geofence.records import AlertAction, Incident, LocationFix, PatrolPosition, TaskUpdate
 from tests.unit.catalogue import (
     CIRCLE,
     INVALID,
@@ -42,6 +43,7 @@ from tests.unit.catalogue import (
     incident,
     patrol,
     rect,
+    task_update,
     ts,
 )
 
@@ -54,6 +56,7 @@ VALID: dict[str, tuple[str, dict[str, Any], type]] = {
     PATROL_POSITIONS: ("unit_id", patrol(), PatrolPosition),
     INCIDENTS: ("incident_id", incident(), Incident),
     ACKS: ("alert_id", action(), AlertAction),
+    TASK_UPDATES: ("task_id", task_update(), TaskUpdate),
 }
 
 
@@ -638,3 +641,30 @@ def test_decode_never_raises_on_mutated_records(topic: str, data: st.DataObject)
     if isinstance(got, Rejected):
         assert got.reason in (Reason.schema, Reason.key_mismatch, Reason.geometry, Reason.decode)
         assert got.error
+
+
+# ------------------------------------------------------------------ contract v2 task updates
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"action": "arrive"},
+        {"role": "Patrol!"},
+        {"consent_to_share": "yes"},
+        {"outcome": 3},
+        {"ts": "2026-11-22T10:17:00"},
+        {"by": "19800101-1234"},
+    ],
+)
+def test_a_malformed_task_update_is_a_schema_dead_letter(change: dict[str, Any]) -> None:
+    got = _decode(TASK_UPDATES, _with(task_update(), **change))
+    assert isinstance(got, Rejected) and got.reason is Reason.schema
+
+
+def test_a_task_updates_note_never_reaches_its_dead_letter() -> None:
+    from geofence.decoding import without_note
+
+    raw = encode(task_update(note="he said where she lives"))
+    assert b"where she lives" not in without_note(raw)
+    assert json.loads(without_note(raw)) == _without(task_update(), "note")
+    assert without_note(encode(_without(task_update(), "note"))) == b""
+    assert without_note(b"not json") == b""

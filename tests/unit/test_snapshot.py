@@ -37,10 +37,13 @@ from alerts.snapshot import (
     dump_alert,
     dump_ban_state,
     dump_knock,
+    dump_outreach,
     load_alert,
     load_ban_state,
     load_knock,
+    load_outreach,
 )
+from alerts.taskmodel import Task
 from alerts.tasks import KnockTracker
 from config.policy import load_policy
 from geofence.decoding import BANS
@@ -97,7 +100,7 @@ def replay_with(name: str, after_each: Callable[[Engine], None]) -> str:
 # Alert fields holding free-form JSON as published. A snapshot keeps their content (ints and
 # floats apart, non-finite floats too) but not the order of keys inside their objects: that
 # order means nothing in JSON, and a snapshot stored with sort_keys could not keep it.
-JSON_VALUES = {"position", "protected_position", "recommended_units"}
+JSON_VALUES = {"position", "protected_position", "recommended_units", "response", "target"}
 
 
 def shape(x: Any) -> Any:
@@ -120,7 +123,7 @@ def shape(x: Any) -> Any:
         return ("dict", [(shape(k), shape(v)) for k, v in x.items()])
     if type(x) in (set, frozenset):
         return (type(x).__name__, sorted(repr(shape(v)) for v in x))
-    if isinstance(x, Alert):  # its published JSON values: content kept, key order not
+    if isinstance(x, Alert | Task):  # its published JSON values: content kept, key order not
         return (
             "Alert",
             [
@@ -151,6 +154,8 @@ def swap_everything(engine: Engine) -> None:
     for person in engine.knock.persons():
         load_knock(fresh, person, json.loads(text(dump_knock(engine.knock, person))))
     engine.knock = fresh
+    for person, o in list(engine.book.people.items()):
+        engine.book.people[person] = load_outreach(json.loads(text(dump_outreach(o))))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -171,6 +176,7 @@ class Seen:
     knock: int = 0
     unmatched: int = 0
     states: int = 0
+    outreach: int = 0
 
 
 _FIELD_DEFAULTS = {
@@ -210,6 +216,12 @@ def check_round_trip(engine: Engine, seen: Seen) -> None:
         assert text(dump_knock(restored, person)) == first
         seen.knock += bool(engine.knock._seen.get(person))
     assert shape(restored) == shape(_nonempty_knock(engine.knock))
+    for o in engine.book.people.values():
+        first = text(dump_outreach(o))
+        back_o = load_outreach(json.loads(first))
+        assert text(dump_outreach(back_o)) == first
+        assert shape(back_o) == shape(o)
+        seen.outreach += bool(o.tasks)
 
 
 def _nonempty_knock(tracker: KnockTracker) -> KnockTracker:
@@ -250,9 +262,10 @@ def test_scenarios_exercise_every_attribute() -> None:
         total.alert_fields |= s.alert_fields
         total.knock += s.knock
         total.unmatched += s.unmatched
+        total.outreach += s.outreach
     assert total.state_attrs == set(vars(BanState("x")))
     assert total.alert_fields == set(_FIELD_DEFAULTS)
-    assert total.knock > 0 and total.unmatched > 0
+    assert total.knock > 0 and total.unmatched > 0 and total.outreach > 0
 
 
 # ------------------------------------------------------------------- edges by hand
@@ -377,7 +390,7 @@ def _dup(path: str) -> Callable[[dict[str, Any]], None]:
 
 BAD_BAN_STATES = {
     "version 1 (before contract v2)": _set("v", 1),
-    "version 3": _set("v", 3),
+    "version 4": _set("v", 4),
     "version as text": _set("v", "2"),
     "version 2.0": _set("v", 2.0),
     "version true": _set("v", True),
@@ -445,8 +458,8 @@ def test_ban_state_not_an_object_raises(data: Any) -> None:
 
 def test_unknown_version_message() -> None:
     doc = json.loads(good_doc())
-    doc["v"] = 3
-    with pytest.raises(SnapshotError, match=r"format version 3 is not one this build reads"):
+    doc["v"] = 4
+    with pytest.raises(SnapshotError, match=r"format version 4 is not one this build reads"):
         load_ban_state(doc)
     assert issubclass(SnapshotError, ValueError)
 
@@ -454,7 +467,7 @@ def test_unknown_version_message() -> None:
 def test_malformed_alert_raises() -> None:
     good = dump_alert(edge_state().alerts["A-1"])
     load_alert(json.loads(text(good)))
-    for change in ({"v": 3}, {"v": None}, {"kind": "zone"}, {"priority": "1"}, {"reason": None}):
+    for change in ({"v": 4}, {"v": None}, {"kind": "zone"}, {"priority": "1"}, {"reason": None}):
         with pytest.raises(SnapshotError) as exc:
             load_alert({**good, **change})
         _one_line(exc)
