@@ -112,6 +112,8 @@ class Alert:
     resolved_by: str | None = None
     followups_sent: bool = False
     respond_sent: bool = False
+    # what alerts/notifications.py sent the protected persons for this alert ("level:person")
+    notified: set[str] = field(default_factory=set)
     evidence_count: int = 0
 
     @property
