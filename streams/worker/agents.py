@@ -83,6 +83,7 @@ class Agents:
         self._topics: dict[str, Any] = {
             n.alerts: raw(n.alerts),
             n.patrol_tasks: raw(n.patrol_tasks),
+            n.protected_notifications: raw(n.protected_notifications),
             n.dead_letters: raw(n.dead_letters),
             routed_name: self.t_routed,
         }

@@ -149,7 +149,14 @@ class Worker:
         try:
             outbox = Outbox(producer)
             await outbox.prepare(
-                [n.alerts, n.patrol_tasks, n.dead_letters, self.routed_name, self.state_name]
+                [
+                    n.alerts,
+                    n.patrol_tasks,
+                    n.protected_notifications,
+                    n.dead_letters,
+                    self.routed_name,
+                    self.state_name,
+                ]
             )
             state_box = Outbox(producer)
             await state_box.prepare([self.state_name])
