@@ -21,7 +21,7 @@ from alerts.engine import Engine, Incoming
 from alerts.model import stable_id
 from alerts.notifications import NOTIFICATION_KEYS
 from alerts.replay import replay
-from alerts.snapshot import dump_ban_state, load_ban_state
+from alerts.snapshot import dump_alert, dump_ban_state, load_alert, load_ban_state
 from config.policy import Policy
 from config.topics import PROTECTED_NOTIFICATIONS
 from geofence.decoding import BANS
@@ -252,3 +252,23 @@ def test_what_was_sent_survives_the_snapshot() -> None:
     notes = [o for o in before + after if o[0] == PROTECTED_NOTIFICATIONS]
     assert notes == [o for o in straight if o[0] == PROTECTED_NOTIFICATIONS]
     assert ts(notes[-1][2]["ts"]) - ts(notes[0][2]["ts"]) > timedelta(minutes=30)
+
+
+def test_an_unmatched_sos_keeps_what_was_sent_in_its_snapshot() -> None:
+    """The unmatched scope stores its alerts alone (alerts/snapshot.py `dump_alert`): the
+    levels sent travel with the alert, so its all-clear still reaches the caller."""
+    engine = Engine(Policy(), event_clock=True)
+    inc = {"incident_id": "I-1", "ts": "2026-11-22T10:00:00Z", "kind": "sos", "person_id": "P-9"}
+    out = engine.handle(Incoming("incidents", "I-1", json.dumps(inc).encode()), REPLAY_NOW).outputs
+    [sent] = [v for t, _, v in out if t == PROTECTED_NOTIFICATIONS]
+    assert (sent["person_id"], sent["level"], sent["ban_id"]) == ("P-9", "danger", None)
+    [a] = engine.unmatched.values()
+    restored = Engine(Policy(), event_clock=True)
+    restored.clock = engine.clock
+    restored.adopt_unmatched(load_alert(json.loads(json.dumps(dump_alert(a)))))
+    act = {"alert_id": a.alert_id, "action": "resolve", "by": "op-1", "ts": "2026-11-22T10:05:00Z"}
+    raw = json.dumps(act).encode()
+    out = restored.handle(Incoming("alert-acks", a.alert_id, raw), REPLAY_NOW).outputs
+    notes = [v for t, _, v in out if t == PROTECTED_NOTIFICATIONS]
+    assert [(n["person_id"], n["level"]) for n in notes] == [("P-9", "all_clear")]
+    assert a.alert_id in restored.touched_unmatched
