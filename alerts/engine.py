@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts import lifecycle, tasklife, timers
+from alerts import lifecycle, notifications, tasklife, timers
 from alerts.assignment import Fleet
 from alerts.banstate import BanState, Ctx
 from alerts.detectors import incidents
@@ -240,7 +240,9 @@ class Engine:
                 results.extend(self._fixes(fixes, msgs[i:j], now))
                 i = j
                 continue
-            results.append(self._one(msgs[i], decoded[i], now))
+            res = self._one(msgs[i], decoded[i], now)
+            res.outputs = self._notify(res.outputs, decoded[i])
+            results.append(res)
             i += 1
         for r in results:
             if r.outputs:
@@ -273,7 +275,7 @@ class Engine:
     def _advance(self, ts: datetime, out: list[Output]) -> None:
         if self.event_clock and (self.clock is None or ts > self.clock):
             self.clock = ts
-            out.extend(self.tick(ts))
+            out.extend(self._tick(ts))  # notified with the record's outputs
 
     def _now(self, now: datetime) -> datetime:
         if self.event_clock:
@@ -514,6 +516,51 @@ class Engine:
             self.task_home[task_id] = _PERSON + o.person
         self._tasks_out([])
 
+    # ------------------------------------------------ protected-person warnings
+    def _notify(self, out: list[Output], d: object) -> list[Output]:
+        """`out` with the protected persons' notifications each alert revision calls for
+        (alerts/notifications.py) right after it. Called on the outputs of each input record
+        as soon as they are decided (the state it consults is then the record's) and on
+        those of `tick`: every path that revises an alert is covered. `d`: the decoded input
+        record (an unmatched SOS warns the person it names)."""
+        if not any(topic == ALERTS for topic, _, _ in out):
+            return out
+        sos = d if isinstance(d, Incident) and d.kind is IncidentKind.sos else None
+        respond = {
+            v["alert_id"] for topic, _, v in out if topic == TASKS and v and v["kind"] == "respond"
+        }
+        res: list[Output] = []
+        for o in out:
+            res.append(o)
+            topic, aid, v = o
+            if topic != ALERTS or aid is None or v is None:
+                continue
+            owner = self.alert_owner.get(aid, "")
+            if owner is None:
+                a = self.unmatched.get(aid)
+            else:
+                st = self.states.get(owner)
+                a = None if st is None else st.alerts.get(aid)
+            if a is None:
+                continue
+            held = None if a.ban_id is None else self.registry.get(a.ban_id)
+            protected = () if held is None else held.record.protected_persons
+            caller = None
+            if sos is not None and v.get("incident_id") == sos.incident_id:
+                caller = sos.person_id
+            persons = notifications.recipients(v, protected, caller)
+            before = len(a.notified)
+            res.extend(
+                notifications.derive(v, persons, a.notified, a.respond_sent or aid in respond)
+            )
+            if len(a.notified) == before:
+                continue
+            if owner is None:
+                self.touched_unmatched.add(aid)
+            else:
+                self.touched.add(owner)
+        return res
+
     # ---------------------------------------------------------------- fixes
     def _fixes(
         self, fixes: list[LocationFix], fix_msgs: list[Incoming], now: datetime
@@ -583,6 +630,7 @@ class Engine:
                 out.extend(self._collect(ban_id, ctx))
             if failed:
                 out.append(self._internal(msg, failed, at))
+            out = self._notify(out, fix)
             results.append(Result(Outcome.late if late else Outcome.accepted, out))
         return results
 
@@ -702,7 +750,7 @@ class Engine:
     def tick(self, now: datetime) -> list[Output]:
         """Fire timers (escalation, signal loss, end of life, task acceptance, outreach
         retries) due at or before `now`."""
-        out = self._tick(now)
+        out = self._notify(self._tick(now), None)
         self._tasks_out(out)
         return out
 

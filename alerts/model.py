@@ -113,6 +113,8 @@ class Alert:
     resolved_by: str | None = None
     followups_sent: bool = False
     respond_sent: bool = False
+    # what alerts/notifications.py sent the protected persons for this alert ("level:person")
+    notified: set[str] = field(default_factory=set)
     evidence_count: int = 0
     # contract v2: the alert's respond/protect tasks, in the order they were offered, and
     # the response once a respond task was accepted (unit_id, accepted_at, on_scene_at,

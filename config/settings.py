@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["dispatcher", "patrol", "viewer", "auditor"]
@@ -32,6 +34,68 @@ class Principal(BaseModel):
     user: str = Field(min_length=1, max_length=64)
     role: Role
     unit: str | None = Field(None, min_length=1, max_length=64)
+
+
+#: Placeholders a tile URL may hold: XYZ (Leaflet's), and WMTS REST's names for the same
+#: (`{TileMatrix}` = zoom, `{TileRow}` = y, `{TileCol}` = x; the matrix set must be Web Mercator,
+#: e.g. GoogleMapsCompatible), and `{r}` (Leaflet: "@2x" on high-density screens).
+_TILE_XYZ = ("{z}", "{x}", "{y}")
+_TILE_WMTS = {"{TileMatrix}": "{z}", "{TileRow}": "{y}", "{TileCol}": "{x}"}
+_TILE_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+class MapTiles(BaseModel):
+    """A base layer for the console's map. One origin only (no `{s}` subdomains): the page's
+    Content-Security-Policy allows images from exactly that origin. `attribution` is shown on
+    the map as plain text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1, max_length=2000)
+    attribution: str = Field(min_length=1, max_length=300)
+    min_zoom: int = Field(0, ge=0, le=30)
+    max_zoom: int = Field(19, ge=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http(s) URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("url must not carry credentials")
+        if "{" in parts.netloc or "}" in parts.netloc:
+            raise ValueError("url: no placeholder in the host (one origin only, no {s})")
+        if any(c.isspace() for c in v) or '"' in v or "'" in v:
+            raise ValueError("url: no spaces or quotes")
+        found = set(_TILE_PLACEHOLDER.findall(v))
+        unknown = sorted(found - {*_TILE_XYZ, *_TILE_WMTS, "{r}"})
+        if unknown:
+            raise ValueError(f"url: unknown placeholder {unknown[0]}")
+        if not (set(_TILE_XYZ) <= found or set(_TILE_WMTS) <= found):
+            raise ValueError("url needs {z}, {x} and {y} (or {TileMatrix}, {TileRow}, {TileCol})")
+        return v
+
+    @field_validator("max_zoom")
+    @classmethod
+    def _zooms(cls, v: int, info: ValidationInfo) -> int:
+        if v < info.data.get("min_zoom", 0):
+            raise ValueError("max_zoom is below min_zoom")
+        return v
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the tile server (what the CSP allows)."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def template(self) -> str:
+        """The URL as a Leaflet tile layer template (WMTS names as {z}, {y}, {x})."""
+        out = self.url
+        for wmts, xyz in _TILE_WMTS.items():
+            out = out.replace(wmts, xyz)
+        return out
 
 
 class Settings(BaseSettings):
@@ -73,6 +137,11 @@ class Settings(BaseSettings):
     store_metrics_port: int | None = Field(None, ge=0, le=65535)
     store_batch_records: int = Field(2000, ge=1, le=100_000)
 
+    # The console map's base layer (streets) from a tile or WMTS server the police run: JSON
+    # {"url": ..., "attribution": ...}; unset, the map draws only its own vector layers and
+    # the page makes no request outside the console
+    map_tiles: MapTiles | None = None
+
     # Kafka client security (kafka-python and faust/aiokafka alike)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
@@ -99,6 +168,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"token of {who.user!r} is shorter than 16 characters")
             if who.role == "patrol" and who.unit is None:
                 raise ValueError(f"patrol token of {who.user!r} needs a unit")
+        return v
+
+    @field_validator("map_tiles", mode="before")
+    @classmethod
+    def _tiles_json(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return json.loads(v)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    'expected JSON {"url": "https://.../{z}/{x}/{y}.png", "attribution": "..."}'
+                ) from None
         return v
 
     def kafka_security(self) -> dict[str, Any]:

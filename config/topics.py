@@ -29,7 +29,7 @@ PARTITIONS = 4
 #: What the worker reads (the input side of the contract), in the contract's order.
 INPUT_TOPICS = (CONTACT_BANS, POSITIONS, PATROL_POSITIONS, INCIDENTS, ALERT_ACKS)
 #: What the worker writes.
-OUTPUT_TOPICS = (ALERTS, PATROL_TASKS, DEAD_LETTERS)
+OUTPUT_TOPICS = (ALERTS, PATROL_TASKS, DEAD_LETTERS, PROTECTED_NOTIFICATIONS)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,22 +73,73 @@ def _alert_line(a: dict[str, Any]) -> str:
 
 
 def _task_line(t: dict[str, Any]) -> str:
+    """One task revision: contract v2 tasks show their lifecycle (`rev` seq and state, the
+    attempt, the outcome once done); the instructions only on the first revision."""
     who = t.get("unit_id") or f"role {t.get('role')}"
+    seq, state, outcome = t.get("seq"), t.get("state"), t.get("outcome")
+    first = seq is None or seq == 1
     parts = [
-        t.get("created_at") or "",
+        t.get("updated_at") or t.get("created_at") or "",
         f"P{t.get('priority')}",
         f"{t.get('kind', ''):<17}",
         who,
         t.get("ban_id") or "-",
+        f"{state:<9}" if state else "",
+        f"attempt {t['attempt']}" if t.get("attempt") else "",
+        f"outcome {outcome}" if outcome else "",
         f"due {t.get('due_by')}",
-        t.get("instructions") or "",
-        f"[{str(t.get('task_id', ''))[:12]}]",
+        (t.get("instructions") or "") if first else "",
+        f"[{str(t.get('task_id', ''))[:12]}" + (f" rev {seq}]" if seq is not None else "]"),
     ]
     return "  ".join(p for p in parts if p)
 
 
+def _notification_line(n: dict[str, Any]) -> str:
+    """One protected-person notification, as her device would show it."""
+    parts = [
+        n.get("ts") or "",
+        f"{str(n.get('level', '')).upper():<9}",
+        f"{n.get('code', ''):<12}",
+        n.get("person_id") or "-",
+        n.get("ban_id") or "-",
+        "police dispatched" if n.get("police_dispatched") else "",
+        f"[alert {str(n.get('alert_id', ''))[:12]}]",
+    ]
+    return "  ".join(p for p in parts if p)
+
+
+#: What `banwatch tail` follows: the topic (TopicNames attribute), how a line reads, and
+#: which filters apply (field of the record each compares).
+TAIL_TOPICS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "alerts": ("alerts", _alert_line),
+    "tasks": ("patrol_tasks", _task_line),
+    "notifications": ("protected_notifications", _notification_line),
+}
+TAIL_FILTERS = {
+    "alerts": {"unit"},
+    "tasks": {"unit", "role"},
+    "notifications": {"person"},
+}
+
+
+def _keep(which: str, value: dict[str, Any], filters: dict[str, str]) -> bool:
+    unit, role, person = filters.get("unit"), filters.get("role"), filters.get("person")
+    if unit is not None:
+        if which == "tasks" and value.get("unit_id") != unit:
+            return False
+        if which == "alerts":
+            units = {u.get("unit_id") for u in value.get("recommended_units") or []}
+            response = value.get("response") or {}
+            if unit not in units and response.get("unit_id") != unit:
+                return False
+    if role is not None and value.get("role") != role:
+        return False
+    return person is None or value.get("person_id") == person
+
+
 def _audit_tail(settings: Settings, names: TopicNames, which: str) -> None:
-    """Reading alerts or tasks from the command line is a consultation: audit it first."""
+    """Reading alerts, tasks or notifications from the command line is a consultation: audit
+    it first."""
     producer = make_producer(bootstrap_of(settings), **settings.kafka_security())
     try:
         produce_json(
@@ -107,10 +159,28 @@ def _audit_tail(settings: Settings, names: TopicNames, which: str) -> None:
         producer.close(timeout=5)
 
 
-def tail(settings: Settings, which: str, unit: str | None, as_json: bool, beginning: bool) -> int:
-    """Follow `alerts` or `patrol-tasks` until Ctrl-C; `--unit` keeps one unit's records."""
+def tail(
+    settings: Settings,
+    which: str,
+    unit: str | None,
+    as_json: bool,
+    beginning: bool,
+    role: str | None = None,
+    person: str | None = None,
+) -> int:
+    """Follow `alerts`, `patrol-tasks` or `protected-notifications` until Ctrl-C; `--unit`
+    keeps one unit's tasks (or the alerts recommending it), `--role` one role's tasks,
+    `--person` one protected person's notifications."""
+    filters = {
+        k: v for k, v in (("unit", unit), ("role", role), ("person", person)) if v is not None
+    }
+    wrong = sorted(set(filters) - TAIL_FILTERS[which])
+    if wrong:
+        print(f"banwatch tail {which}: --{wrong[0]} does not apply", file=sys.stderr)
+        return 2
     names = TopicNames.with_prefix(settings.topic_prefix)
-    topic = names.alerts if which == "alerts" else names.patrol_tasks
+    attr, line = TAIL_TOPICS[which]
+    topic = getattr(names, attr)
     out = sys.stdout
     _audit_tail(settings, names, which)
     for rec in follow(bootstrap_of(settings), topic, beginning, **settings.kafka_security()):
@@ -120,16 +190,11 @@ def tail(settings: Settings, which: str, unit: str | None, as_json: bool, beginn
             value = json.loads(rec.value)
         except ValueError:
             continue
-        if unit is not None:
-            if which == "tasks" and value.get("unit_id") != unit:
-                continue
-            if which == "alerts" and unit not in {
-                u.get("unit_id") for u in value.get("recommended_units") or []
-            }:
-                continue
+        if not isinstance(value, dict) or not _keep(which, value, filters):
+            continue
         if as_json:
             out.write(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
         else:
-            out.write((_alert_line(value) if which == "alerts" else _task_line(value)) + "\n")
+            out.write(line(value) + "\n")
         out.flush()
     return 0

@@ -72,7 +72,15 @@ def cmd_bans_import(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     from streams.cli.commands import tail
 
-    return tail(load_settings(), args.topic, args.unit, args.json, args.from_beginning)
+    return tail(
+        load_settings(),
+        args.topic,
+        args.unit,
+        args.json,
+        args.from_beginning,
+        role=args.role,
+        person=args.person,
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -108,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("file", help="bans: JSON lines or a JSON array")
     bi.add_argument("--by", default="cli", help="who imports (for the audit record)")
     bi.set_defaults(func=cmd_bans_import)
-    t = sub.add_parser("tail", help="follow alerts or patrol tasks")
-    t.add_argument("topic", choices=["alerts", "tasks"])
+    t = sub.add_parser("tail", help="follow alerts, patrol tasks or protected-person warnings")
+    t.add_argument("topic", choices=["alerts", "tasks", "notifications"])
     t.add_argument("--unit", help="only tasks (or alerts recommending) this unit")
+    t.add_argument("--role", help="only tasks for this role (investigator, negotiator, ...)")
+    t.add_argument("--person", help="only notifications to this protected person")
     t.add_argument("--json", action="store_true", help="one JSON record per line")
     t.add_argument(
         "--from-beginning", action="store_true", help="start at the oldest record, not now"

@@ -16,6 +16,7 @@ Routes (CONTRACT.md, "Dispatch console HTTP API", plus what the page needs):
 | `POST /api/alerts/{alert_id}/ack`, `/resolve` | dispatcher; publishes an AlertAction |
 | `GET /api/stream` | dispatcher, viewer, patrol: each its own (a unit only its tasks) |
 | `GET /api/tasks?unit=ID` | dispatcher, viewer; patrol for its own unit only |
+| `GET /api/map` | every role with a map: its base layer (`BANWATCH_MAP_TILES`), or none |
 
 The `auditor` role reads the audit and nothing else: every other API route answers it 403.
 The history (`state=all` or one state, `ban_id`, `person`, `kind`, `from`, `to`) and the audit
@@ -43,9 +44,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
-from config.settings import Principal
+from config.settings import MapTiles, Principal
 from config.topics import AUDIT
-from streams.console import api, stream
+from streams.console import api, stream, tiles
 from streams.console.auth import Limiter, Sessions, Tokens
 from streams.console.context import (
     CONSOLE,
@@ -86,6 +87,9 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
 }
 
+#: The headers above as this app sends them (its CSP names the map's tile server, if any).
+_HEADERS: web.AppKey[dict[str, str]] = web.AppKey("security_headers", dict)
+
 
 def make_app(
     store: Store,
@@ -99,9 +103,11 @@ def make_app(
     keepalive_s: float = 15.0,
     secure_cookie: bool = False,
     records: Records | None = None,
+    map_tiles: MapTiles | None = None,
 ) -> web.Application:
     """The console as an aiohttp application. `publish` must raise when the record was not
-    accepted (then the request fails with 503 and, for a detail, nothing is shown)."""
+    accepted (then the request fails with 503 and, for a detail, nothing is shown).
+    `map_tiles`: the map's base layer (streams/console/tiles.py), which the CSP then allows."""
     app = web.Application(
         middlewares=[_security_headers, _authenticate, _same_origin_json],
         client_max_size=MAX_BODY,
@@ -118,6 +124,8 @@ def make_app(
         secure_cookie=secure_cookie,
         records=records,
     )
+    app[tiles.TILES] = map_tiles
+    app[_HEADERS] = {**SECURITY_HEADERS, "Content-Security-Policy": tiles.csp(CSP, map_tiles)}
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/", page)
@@ -131,6 +139,7 @@ def make_app(
     r.add_get("/api/tasks", api.list_tasks)
     r.add_get("/api/audit", api.audit_search)
     r.add_get("/api/stream", stream.events)
+    r.add_get("/api/map", tiles.map_config)
     r.add_static("/static", STATIC, follow_symlinks=False, show_index=False)
     app.on_shutdown.append(_close_streams)
     return app
@@ -158,7 +167,7 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
             response = web.json_response(
                 {"error": exc.reason}, status=exc.status, headers=_keep_headers(exc)
             )
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in request.app[_HEADERS].items():
         response.headers.setdefault(name, value)
     if request.path.startswith("/api/") or request.path in ("/login", "/logout", "/"):
         response.headers.setdefault("Cache-Control", "no-store")

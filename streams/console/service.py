@@ -194,7 +194,14 @@ async def serve_console(
         )
 
     records = Records.open(settings.database_url, settings.data_dir)
-    app = make_app(store, publish, tokens, health=feed.healthy, records=records)
+    app = make_app(
+        store,
+        publish,
+        tokens,
+        health=feed.healthy,
+        records=records,
+        map_tiles=settings.map_tiles,
+    )
     runner = web.AppRunner(
         app,
         access_log_class=AccessLog,

@@ -957,8 +957,9 @@ def main(names: list[str]) -> None:
     from build_v2_fix import SCENARIOS as V2_FIX  # contract v2 rules 3-6
     from build_v2_incidents import SCENARIOS as V2_INCIDENTS  # contract v2 rules 7-9
     from build_v2_tasks import SCENARIOS as V2_TASKS  # contract v2 task lifecycle
+    from build_v2_warnings import SCENARIOS as V2_WARNINGS  # protected-person warnings
 
-    for make in [*SCENARIOS, *V2_FIX, *V2_INCIDENTS, *V2_TASKS]:
+    for make in [*SCENARIOS, *V2_FIX, *V2_INCIDENTS, *V2_TASKS, *V2_WARNINGS]:
         sc = make()
         if not names or sc.name in names:
             write(sc)

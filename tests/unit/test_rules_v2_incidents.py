@@ -150,14 +150,16 @@ def test_a_ban_in_force_again_starts_a_new_life() -> None:
     first = send(POSITIONS, "P-7102", fix("2026-11-22T10:00:00Z"))
     assert [v["state"] for t, _, v in first if t == "alerts"] == ["open"]
     ended = send(BANS, b["ban_id"], {**b, "version": 2, "status": "revoked"})
-    assert [(v["state"], v["resolved_by"]) for _, _, v in ended] == [("resolved", "system")]
+    assert [(v["state"], v["resolved_by"]) for t, _, v in ended if t == "alerts"] == [
+        ("resolved", "system")
+    ]
     assert send(POSITIONS, "P-7102", fix("2026-11-22T10:01:00Z")) == []
     assert send(BANS, b["ban_id"], {**b, "version": 3}) == []  # active again: nothing to end
     again = send(POSITIONS, "P-7102", fix("2026-11-22T10:02:00Z"))
     opened = [v for t, _, v in again if t == "alerts"]
     assert [v["state"] for v in opened] == ["open"] and opened[0]["ban_version"] == 3
     lifted = send(BANS, b["ban_id"], None)
-    assert [(v["alert_id"], v["state"]) for _, _, v in lifted] == [
+    assert [(v["alert_id"], v["state"]) for t, _, v in lifted if t == "alerts"] == [
         (opened[0]["alert_id"], "resolved")
     ]
 
@@ -457,7 +459,8 @@ def test_a_state_adopted_after_its_ban_was_lifted_resolves_at_the_next_tick() ->
     engine.handle(Incoming(BANS, b["ban_id"], None), later)  # the feed reads the tombstone first
     engine.adopt(load_ban_state(data))
     out = engine.tick(later)
-    assert [(v["state"], v["resolved_by"], v["updated_at"]) for _, _, v in out] == [
+    revisions = [v for t, _, v in out if t == "alerts"]
+    assert [(v["state"], v["resolved_by"], v["updated_at"]) for v in revisions] == [
         ("resolved", "system", "2026-11-22T10:00:10Z")
     ]
     assert engine.tick(later + timedelta(hours=1)) == []  # nothing escalates after that

@@ -144,6 +144,7 @@ class Output:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[list[dict[str, Any]]]:
         return [revs for revs in self.alerts.values() if revs[0]["kind"] == kind]
@@ -169,6 +170,9 @@ def output(name: str) -> Output:
         elif rec["topic"] == "patrol-tasks":
             assert rec["key"] == (v["unit_id"] or v["role"])
             out.tasks.append(v)
+        elif rec["topic"] == "protected-notifications":
+            assert rec["key"] == v["person_id"]
+            out.notifications.append(v)
         else:
             assert rec["topic"] == "dead-letters", rec["topic"]
             out.dead.append(v)

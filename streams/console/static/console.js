@@ -562,6 +562,7 @@
     L.control.scale({ imperial: false }).addTo(S.map);
     S.overview = L.layerGroup().addTo(S.map);
     S.detailLayer = L.layerGroup().addTo(S.map);
+    if (window.banwatchTiles) window.banwatchTiles.add(S.map); // streets (static/tiles.js)
     const legend = $('#legend');
     const item = (cls, text) => el('span', {}, el('span', { class: 'sw ' + cls }), text);
     legend.replaceChildren(...(S.me.role === 'patrol'
