@@ -248,6 +248,7 @@
     S.lastSnap = true;
     if (S.selected && S.me.role !== 'patrol' && !S.alerts.has(S.selected)) { /* resolved while away */ }
     render();
+    for (const t of S.tasks.values()) settlePending(t);
     if (taskUser() && S.selected && S.tasks.has(S.selected)) renderTaskDetail(S.tasks.get(S.selected));
   }
 
@@ -274,11 +275,18 @@
     }
   }
 
+  /* An update sent waits for the worker's revision: any change of the task's state ends the
+     wait (the state it moved to, or another the worker decided). */
+  function settlePending(t) {
+    const p = S.taskPending.get(t.task_id);
+    if (p && (t.state !== p.from || t.closed)) S.taskPending.delete(t.task_id);
+  }
+
   function onTask(t) {
     const prev = S.tasks.get(t.task_id);
     if (prev && typeof prev.seq === 'number' && typeof t.seq === 'number' && prev.seq >= t.seq && prev.closed === t.closed) return;
     S.tasks.set(t.task_id, t);
-    if (!prev || prev.state !== t.state) S.taskPending.delete(t.task_id);
+    settlePending(t);
     if (taskUser() && !prev && !t.closed) {
       S.fresh.add(t.task_id);
       cue(t.priority === 1);
@@ -780,7 +788,7 @@
     if (!S.choice || S.choice.taskId !== t.task_id) S.choice = { taskId: t.task_id, outcome: null, consent: null, note: '' };
     const ch = S.choice;
     const box = el('div', { class: 'actions task-actions', 'data-task': t.task_id });
-    const pending = S.taskPending.get(t.task_id);
+    const pending = (S.taskPending.get(t.task_id) || {}).action;
     const valid = new Set(t.actions || []);
     const shown = S.me.role === 'patrol' ? Object.keys(ACTIONS) : ['accept', 'done'];
     const needsConsent = t.kind === 'motivational_talk' && ch.outcome === 'held_accepts_help';
@@ -836,7 +844,8 @@
       if (t.kind === 'motivational_talk' && ch.outcome === 'held_accepts_help') body.consent_to_share = ch.consent;
     }
     S.taskError = null;
-    S.taskPending.set(t.task_id, action);
+    const sent = { action, from: t.state };
+    S.taskPending.set(t.task_id, sent);
     renderTaskDetail(S.tasks.get(t.task_id) || t);
     const r = await api('POST', '/api/tasks/' + encodeURIComponent(t.task_id) + '/' + action, body)
       .catch(() => ({ ok: false, status: 0, data: null }));
@@ -848,7 +857,7 @@
       ch.note = '';
       if (r.data && r.data.published === false && !/waiting/.test(r.data.why || '')) S.taskPending.delete(t.task_id);
       setTimeout(() => {
-        if (S.taskPending.get(t.task_id) === action) {
+        if (S.taskPending.get(t.task_id) === sent) {
           S.taskPending.delete(t.task_id);
           const now = S.tasks.get(t.task_id);
           if (now && S.selected === t.task_id) renderTaskDetail(now);
