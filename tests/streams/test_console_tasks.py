@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from streams.console.lifecycle import ACTIONS, OUTCOMES, RANK, TARGET, Refused, check
 from streams.console.store import Store
 from tests.streams.consolekit import (
     DISPATCHER,
@@ -516,3 +519,38 @@ def test_nothing_is_shown_as_sent_when_the_bus_refuses_it(caplog: pytest.LogCapt
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "task accept" in text
     assert "SECRET" not in text and "59.2" not in text
+
+
+@given(
+    kind=st.sampled_from(sorted(OUTCOMES)),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([*ACTIONS, "arrive"]),
+            st.sampled_from([None, "contact_made", "held", "held_accepts_help", "not_home", "x"]),
+            st.sampled_from([None, True, False, "yes"]),
+        ),
+        max_size=8,
+    ),
+)
+def test_what_the_console_lets_through_only_moves_a_task_forward(
+    kind: str, steps: list[tuple[str, str | None, object]]
+) -> None:
+    """Whatever a page sends, the updates the console passes move the task strictly forward,
+    never past an end, `done` only with an outcome of the kind, consent only with a talk where
+    the person accepts help; a follow-up role's task is never driven to or declined."""
+    role = None if kind in ("respond", "protect") else "someone"
+    task = revision("t", None if role else "U", kind=kind, role=role)
+    state, order = "assigned", {**RANK, "done": 9, "declined": 9}
+    for action, outcome, consent in steps:
+        try:
+            check(task, state, action, outcome, consent)
+        except Refused as refused:
+            assert refused.status == 400 and refused.message
+            continue
+        target = TARGET[action]
+        assert state not in ("done", "declined") and order[target] > order[state]
+        assert (outcome in OUTCOMES[kind]) if action == "done" else outcome is None
+        assert (consent is not None) == (action == "done" and outcome == "held_accepts_help")
+        assert role is None or action in ("accept", "done")
+        assert action != "decline" or state == "assigned"
+        state = target

@@ -160,7 +160,7 @@
     $('#tab-audit').hidden = !auditor;
     if (auditor) { // the audit and nothing else: no stream, no board, no map
       $('#who').textContent = me.user + ' · ' + me.role;
-      for (const id of ['#tab-board', '#tab-tasks', '#conn', '#sound']) $(id).hidden = true;
+      for (const id of ['#tab-board', '#tab-tasks', '#tab-units', '#conn', '#sound']) $(id).hidden = true;
       showView('audit');
       runSearch('audit', 0);
       return;
