@@ -6,6 +6,7 @@ tests publish task revisions to the store the way the console's feed does for th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -554,3 +555,18 @@ def test_what_the_console_lets_through_only_moves_a_task_forward(
         assert role is None or action in ("accept", "done")
         assert action != "decline" or state == "assigned"
         state = target
+
+
+def test_follow_up_role_tokens_load_from_the_settings_and_unknown_roles_do_not() -> None:
+    from config.settings import SettingsError, load_settings
+
+    tokens = {
+        "a-long-random-negotiator-tok": {"user": "neg-2", "role": "negotiator"},
+        "a-long-random-social-token-x": {"user": "soc-9", "role": "social_services"},
+    }
+    settings = load_settings({"BANWATCH_CONSOLE_TOKENS": json.dumps(tokens)})
+    assert settings.console_tokens is not None
+    assert {p.role for p in settings.console_tokens.values()} == {"negotiator", "social_services"}
+    tokens["a-long-random-chief-token-xx"] = {"user": "c-1", "role": "chief"}
+    with pytest.raises(SettingsError):
+        load_settings({"BANWATCH_CONSOLE_TOKENS": json.dumps(tokens)})
