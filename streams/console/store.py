@@ -168,8 +168,8 @@ class Store:
             seq, held_seq = _seq(value), _seq(held)
             if held == value or seq < held_seq or (seq == held_seq and seq > 0):
                 return False
-        else:
-            self._tasks_of_alert.setdefault(str(value.get("alert_id")), []).append(tid)
+        elif isinstance(value.get("alert_id"), str):  # a referral has no alert
+            self._tasks_of_alert.setdefault(value["alert_id"], []).append(tid)
         self._tasks[tid] = value
         self._emit_task(value)
         return True

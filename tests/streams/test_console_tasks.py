@@ -394,6 +394,8 @@ def test_role_queues_show_only_the_roles_own_tasks_open_first() -> None:
             resp = await h.client.get("/api/tasks", headers=bearer(SOCIAL))
             [referral] = (await resp.json())["tasks"]
             assert referral["task_id"] == "f1"
+            resp = await h.client.get("/api/tasks?alert=None", headers=bearer(DISPATCHER))
+            assert (await resp.json())["tasks"] == []  # a referral belongs to no alert
             resp = await h.client.get("/api/tasks?role=negotiator", headers=bearer(DISPATCHER))
             assert {t["task_id"] for t in (await resp.json())["tasks"]} == {"m1", "m0"}
             # both open, P1, the same due time: by id
