@@ -19,7 +19,19 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Role = Literal["dispatcher", "patrol", "viewer", "auditor"]
+#: The console's roles (CONTRACT.md v2, "Roles"): the four follow-up roles see and answer the
+#: tasks of their role (the role a Task names), a patrol token the tasks of its unit.
+FOLLOW_UP_ROLES = ("investigator", "negotiator", "social_services", "outreach")
+Role = Literal[
+    "dispatcher",
+    "patrol",
+    "viewer",
+    "auditor",
+    "investigator",
+    "negotiator",
+    "social_services",
+    "outreach",
+]
 
 
 class SettingsError(Exception):

@@ -1,4 +1,4 @@
-"""The JSON routes over alerts and tasks (CONTRACT.md, "Dispatch console HTTP API").
+"""The JSON routes over alerts (CONTRACT.md, "Dispatch console HTTP API"); tasks: tasks.py.
 
 Consulting an alert's detail is audited before anything is shown: if the audit record cannot
 be written, the detail is not given (503). Acknowledge and resolve publish an AlertAction and
@@ -30,7 +30,6 @@ from streams.console.context import (
     Page,
     Records,
     audit,
-    forbidden,
     json_ok,
     pending_expired,
     publish_or_503,
@@ -411,17 +410,3 @@ async def _act_on_restored(c: Console, who: Principal, alert_id: str, action: st
             "why": "restored alert: closed in the console and in the audit log",
         }
     )
-
-
-async def list_tasks(request: web.Request) -> web.Response:
-    who: Principal = require(request, "dispatcher", "viewer", "patrol")
-    c = request.app[CONSOLE]
-    unit = request.query.get("unit") or None
-    role = request.query.get("role") or None
-    alert_id = request.query.get("alert") or None
-    if who.role == "patrol":
-        if role is not None or alert_id is not None or (unit is not None and unit != who.unit):
-            raise forbidden("a patrol unit sees its own tasks only")
-        unit = who.unit
-    tasks = c.store.tasks(unit=unit, role=role, alert_id=alert_id)
-    return json_ok({"tasks": tasks, "unit": unit, "now": rfc3339_ms(c.clock())})

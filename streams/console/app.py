@@ -14,8 +14,10 @@ Routes (CONTRACT.md, "Dispatch console HTTP API", plus what the page needs):
 | `GET /api/audit?object=&actor=&from=&to=&limit=&offset=` | auditor only; audited |
 | `GET /api/alerts/{alert_id}` | dispatcher, viewer; writes an `audit` record first |
 | `POST /api/alerts/{alert_id}/ack`, `/resolve` | dispatcher; publishes an AlertAction |
-| `GET /api/stream` | dispatcher, viewer, patrol: each its own (a unit only its tasks) |
-| `GET /api/tasks?unit=ID` | dispatcher, viewer; patrol for its own unit only |
+| `GET /api/stream` | dispatcher, viewer; patrol and follow-up roles: only their own tasks |
+| `GET /api/tasks?unit=ID&role=R` | dispatcher, viewer; patrol its unit's, a role its role's |
+| `POST /api/tasks/{task_id}/{action}` | patrol, follow-up roles; publishes a TaskUpdate |
+| `GET /api/units` | dispatcher, viewer: the unit board |
 | `GET /api/map` | every role with a map: its base layer (`BANWATCH_MAP_TILES`), or none |
 
 The `auditor` role reads the audit and nothing else: every other API route answers it 403.
@@ -46,7 +48,7 @@ from aiohttp.typedefs import Handler
 
 from config.settings import MapTiles, Principal
 from config.topics import AUDIT
-from streams.console import api, stream, tiles
+from streams.console import api, stream, tasks, tiles
 from streams.console.auth import Limiter, Sessions, Tokens
 from streams.console.context import (
     CONSOLE,
@@ -136,7 +138,9 @@ def make_app(
     r.add_get("/api/alerts/{alert_id}", api.alert_detail)
     r.add_post("/api/alerts/{alert_id}/ack", api.acknowledge)
     r.add_post("/api/alerts/{alert_id}/resolve", api.resolve)
-    r.add_get("/api/tasks", api.list_tasks)
+    r.add_get("/api/tasks", tasks.list_tasks)
+    r.add_post("/api/tasks/{task_id}/{action}", tasks.task_action)
+    r.add_get("/api/units", tasks.unit_board)
     r.add_get("/api/audit", api.audit_search)
     r.add_get("/api/stream", stream.events)
     r.add_get("/api/map", tiles.map_config)

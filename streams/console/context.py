@@ -87,6 +87,8 @@ class Console:
     records: Records | None = None
     streams: set[asyncio.Queue[Event | None]] = field(default_factory=set)
     pending: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: task updates sent and not yet reflected: task_id -> (the state it moves to, monotonic)
+    task_sent: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)

@@ -5,8 +5,9 @@ nothing committed, no partitions taken from anyone, no join delay on Tansu), fou
 `alerts` (the board), `patrol-tasks` (task boards), `contact-bans` (zones for the map) and
 `patrol-positions` (where recommended units are). It is ready (`ready(url)`, `/healthz` 200)
 once it is listening and has read up to the log end each partition had at start, so the first
-page an operator sees is complete. It publishes AlertActions to `alert-acks` (key alert_id) and
-AuditRecords to `audit` (key: the object consulted), waiting for the broker's acknowledgement
+page an operator sees is complete. It publishes AlertActions to `alert-acks` (key alert_id),
+TaskUpdates to `task-updates` (key task_id) and AuditRecords to `audit` (key: the object
+consulted or changed), waiting for the broker's acknowledgement
 before the HTTP request succeeds: a consultation that could not be audited shows nothing.
 
 The web application itself (`streams/console/`) never sees Kafka. Logs here carry topic names,
@@ -28,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config.settings import Principal, Settings
-from config.topics import ALERT_ACKS, AUDIT, TopicNames
+from config.topics import ALERT_ACKS, AUDIT, TASK_UPDATES, TopicNames
 from streams.console.app import AccessLog, make_app, new_instance_name
 from streams.console.store import Store, Value
 from streams.kafka.blocking import encode_json
@@ -186,7 +187,7 @@ async def serve_console(
         on_alert=None if metrics is None else metrics.track_alert,
     )
     producer = record_producer(bootstrap, "banwatch-console", security)
-    topics = {ALERT_ACKS: names.alert_acks, AUDIT: names.audit}
+    topics = {ALERT_ACKS: names.alert_acks, AUDIT: names.audit, TASK_UPDATES: names.task_updates}
 
     async def publish(topic: str, key: str, value: Value) -> None:
         await producer.send_and_wait(

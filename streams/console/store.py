@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from streams.console.lifecycle import OUTCOMES, valid_actions
+
 log = logging.getLogger("banwatch.console.store")
 
 Value = dict[str, Any]
@@ -28,17 +30,29 @@ Listener = Callable[["Event"], None]
 #: Unacknowledged first (escalated before all), then acknowledged; resolved is off the board.
 _STATE_RANK = {"escalated": 0, "open": 1, "updated": 1, "acknowledged": 2}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A task that has ended (contract v2); a task without `state` (v1) ends with its alert.
+TASK_ENDED = frozenset({"done", "declined", "expired", "cancelled"})
+#: A unit's board status from its most advanced live task (`tasked`: assigned, not answered).
+UNIT_STATUS = {
+    "assigned": "tasked",
+    "accepted": "accepted",
+    "en_route": "en_route",
+    "on_scene": "on_scene",
+}
+_UNIT_RANK = {"tasked": 1, "accepted": 2, "en_route": 3, "on_scene": 4}
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     """One change for the live page: `kind` "alert" (data: the latest revision) or "task"
-    (data: the task with `closed`); `unit` is the task's unit, for the patrol filter."""
+    (data: the task's latest revision with `closed`); `unit` and `role` are the task's, for
+    the patrol and follow-up role filters."""
 
     n: int
     kind: Literal["alert", "task"]
     data: Value
     unit: str | None = None
+    role: str | None = None
 
 
 def parse_ts(text: object) -> datetime:
@@ -106,8 +120,7 @@ class Store:
         self._emit("alert", value)
         if value.get("state") == "resolved" and (held is None or held.get("state") != "resolved"):
             for tid in self._tasks_of_alert.get(aid, []):
-                task = self._tasks[tid]
-                self._emit("task", self._task_view(task), task.get("unit_id"))
+                self._emit_task(self._tasks[tid])
         return True
 
     def restore_alert(self, value: object) -> bool:
@@ -143,18 +156,22 @@ class Store:
         return view
 
     def apply_task(self, value: object) -> bool:
-        """Apply one task; True if it is new or changed."""
+        """Apply one task revision; True if it became the task's latest. Consumers keep the
+        highest `seq` (contract v2); a task without `seq` (v1) is replaced when it changes."""
         if not _is_task(value):
             self.skipped += 1
             return False
         assert isinstance(value, dict)
         tid: str = value["task_id"]
-        if self._tasks.get(tid) == value:
-            return False
-        if tid not in self._tasks:
-            self._tasks_of_alert.setdefault(str(value.get("alert_id")), []).append(tid)
+        held = self._tasks.get(tid)
+        if held is not None:
+            seq, held_seq = _seq(value), _seq(held)
+            if held == value or seq < held_seq or (seq == held_seq and seq > 0):
+                return False
+        elif isinstance(value.get("alert_id"), str):  # a referral has no alert
+            self._tasks_of_alert.setdefault(value["alert_id"], []).append(tid)
         self._tasks[tid] = value
-        self._emit("task", self._task_view(value), value.get("unit_id"))
+        self._emit_task(value)
         return True
 
     def apply_ban(self, key: str | None, value: object) -> None:
@@ -227,6 +244,50 @@ class Store:
         )
         return out
 
+    def task(self, task_id: str) -> Value | None:
+        """The task's latest revision, with `closed`; None if unknown."""
+        held = self._tasks.get(task_id)
+        return None if held is None else self._task_view(held)
+
+    def unit_board(self) -> list[Value]:
+        """Every unit known from patrol positions or tasks, with its board status: the most
+        advanced of its live tasks (`on_scene`, `en_route`, `accepted`, `tasked`), else `free`
+        (`off_duty` when its AVL says so); the task behind the status and the AVL's own."""
+        live: dict[str, list[Value]] = {}
+        for t in self._tasks.values():
+            unit = t.get("unit_id")
+            if not isinstance(unit, str) or t.get("role"):
+                continue
+            view = self._task_view(t)
+            live.setdefault(unit, [])
+            if not view["closed"]:
+                live[unit].append(view)
+        out = []
+        for unit_id in sorted({*self._units, *live}):
+            pos = self._units.get(unit_id) or {}
+            tasks = live.get(unit_id, [])
+            status, task = ("off_duty" if pos.get("status") == "off_duty" else "free"), None
+            for t in tasks:
+                s = UNIT_STATUS.get(str(t.get("state", "assigned")), "tasked")
+                if task is None or _UNIT_RANK[s] > _UNIT_RANK[status]:
+                    status, task = s, t
+            out.append(
+                {
+                    "unit_id": unit_id,
+                    "status": status,
+                    "task": None
+                    if task is None
+                    else {
+                        k: task.get(k)
+                        for k in ("task_id", "kind", "alert_id", "priority", "state", "updated_at")
+                    },
+                    "tasks": len(tasks),
+                    "avl_status": pos.get("status"),
+                    "position_ts": pos.get("ts"),
+                }
+            )
+        return out
+
     def ban(self, ban_id: str) -> Value | None:
         return self._bans.get(ban_id)
 
@@ -277,9 +338,24 @@ class Store:
 
         return unsubscribe
 
-    def _emit(self, kind: Literal["alert", "task"], data: Value, unit: object = None) -> None:
+    def _emit_task(self, task: Value) -> None:
+        self._emit("task", self._task_view(task), task.get("unit_id"), task.get("role"))
+
+    def _emit(
+        self,
+        kind: Literal["alert", "task"],
+        data: Value,
+        unit: object = None,
+        role: object = None,
+    ) -> None:
         self._n += 1
-        event = Event(self._n, kind, data, unit if isinstance(unit, str) else None)
+        event = Event(
+            self._n,
+            kind,
+            data,
+            unit if isinstance(unit, str) else None,
+            role if isinstance(role, str) else None,
+        )
         self._events.append(event)
         for listener in list(self._listeners):
             try:
@@ -288,9 +364,21 @@ class Store:
                 log.error("event listener failed: %s", type(exc).__name__)
 
     def _task_view(self, task: Value) -> Value:
-        alert = self._alerts.get(str(task.get("alert_id")))
-        closed = alert is not None and alert.get("state") == "resolved"
-        return {**task, "closed": closed}
+        """The task with `closed` (its state ended (v2), or, for a task without a state (v1),
+        its alert was resolved), the `actions` valid from its state and its kind's
+        `outcomes` (streams/console/lifecycle.py), so that the page mirrors no rule."""
+        state = task.get("state")
+        if isinstance(state, str):
+            closed = state in TASK_ENDED
+        else:
+            alert = self._alerts.get(str(task.get("alert_id")))
+            closed = alert is not None and alert.get("state") == "resolved"
+        return {
+            **task,
+            "closed": closed,
+            "actions": [] if closed else valid_actions(task),
+            "outcomes": list(OUTCOMES.get(str(task.get("kind")), ())),
+        }
 
 
 def _is_number(v: object) -> bool:
@@ -306,6 +394,11 @@ def _is_alert(v: object) -> bool:
         and not isinstance(v.get("seq"), bool)
         and isinstance(v.get("state"), str)
     )
+
+
+def _seq(v: Value) -> int:
+    seq = v.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 def _is_task(v: object) -> bool:

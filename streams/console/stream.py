@@ -8,9 +8,10 @@ restarted, or they are older than the store's event log). A `clock` event (witho
 every `keepalive_s` keeps proxies from closing an idle stream and lets the page show that the
 stream is alive and how far its clock is from the server's.
 
-Dispatchers and viewers see everything; a patrol unit sees only its own unit's tasks and no
-alert at all. A connection that cannot keep up (its queue overflows) is closed; the browser
-reconnects and resumes.
+Dispatchers and viewers see everything; a patrol unit sees only its own unit's tasks, a
+follow-up role (investigator, negotiator, social_services, outreach) only its role's tasks, and
+neither sees any alert. A connection that cannot keep up (its queue overflows) is closed; the
+browser reconnects and resumes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 
 from aiohttp import web
 
-from config.settings import Principal
+from config.settings import FOLLOW_UP_ROLES, Principal
 from streams.console.context import CONSOLE, SESSION, require, rfc3339_ms
 from streams.console.store import Event, Value
 
@@ -30,6 +31,8 @@ QUEUE = 2000
 def _visible(who: Principal, event: Event) -> bool:
     if who.role == "patrol":
         return event.kind == "task" and event.unit == who.unit
+    if who.role in FOLLOW_UP_ROLES:
+        return event.kind == "task" and event.role == who.role
     return True
 
 
@@ -43,7 +46,8 @@ def _frame(event: str, data: Value, event_id: str | None = None) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    who = require(request, "dispatcher", "viewer", "patrol")  # not the auditor: audit only
+    # not the auditor: audit only
+    who = require(request, "dispatcher", "viewer", "patrol", *FOLLOW_UP_ROLES)
     c = request.app[CONSOLE]
     store = c.store
     queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
@@ -108,6 +112,8 @@ def _snapshot(request: web.Request, who: Principal) -> Value:
     c = request.app[CONSOLE]
     if who.role == "patrol":
         return {"alerts": [], "tasks": c.store.tasks(unit=who.unit), "now": rfc3339_ms(c.clock())}
+    if who.role in FOLLOW_UP_ROLES:
+        return {"alerts": [], "tasks": c.store.tasks(role=who.role), "now": rfc3339_ms(c.clock())}
     return {
         "alerts": c.store.open_alerts(),
         "tasks": c.store.tasks(),

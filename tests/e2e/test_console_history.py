@@ -183,7 +183,7 @@ def test_an_auditor_sees_only_the_audit_and_searches_it(console: Console) -> Non
             page = _login(browser, console.url, AUDITOR)
             page.wait_for_selector("#a-rows tr")
             assert page.is_visible("#audit-view")
-            for hidden in ("#board-view", "#tab-board", "#tab-tasks", "#tab-history"):
+            for hidden in ("#board-view", "#tab-board", "#tab-tasks", "#tab-units", "#tab-history"):
                 assert page.is_hidden(hidden), hidden
             _wait_text(page, "#a-page", "1–25 of 40")
             page.fill("#a-actor", "op-1")

@@ -27,14 +27,31 @@ VIEWER = "viewer-token-0123456789abc"
 PATROL = "patrol-2140-token-012345678"
 PATROL_OTHER = "patrol-2150-token-012345678"
 AUDITOR = "auditor-token-0123456789abc"
+INVESTIGATOR = "investigator-token-0123456789"
+NEGOTIATOR = "negotiator-token-0123456789a"
+SOCIAL = "social-services-token-0123456"
+OUTREACH = "outreach-token-0123456789abc"
 TOKENS = {
     DISPATCHER: Principal(user="op-17", role="dispatcher"),
     VIEWER: Principal(user="sup-3", role="viewer"),
     PATROL: Principal(user="pat-2140", role="patrol", unit="SÖ-2140"),
     PATROL_OTHER: Principal(user="pat-2150", role="patrol", unit="SÖ-2150"),
     AUDITOR: Principal(user="aud-1", role="auditor", unit=None),
+    INVESTIGATOR: Principal(user="inv-4", role="investigator", unit=None),
+    NEGOTIATOR: Principal(user="neg-2", role="negotiator", unit=None),
+    SOCIAL: Principal(user="soc-9", role="social_services", unit=None),
+    OUTREACH: Principal(user="out-5", role="outreach", unit=None),
 }
-ROLE_TOKENS = {"dispatcher": DISPATCHER, "viewer": VIEWER, "patrol": PATROL, "auditor": AUDITOR}
+ROLE_TOKENS = {
+    "dispatcher": DISPATCHER,
+    "viewer": VIEWER,
+    "patrol": PATROL,
+    "auditor": AUDITOR,
+    "investigator": INVESTIGATOR,
+    "negotiator": NEGOTIATOR,
+    "social_services": SOCIAL,
+    "outreach": OUTREACH,
+}
 NOW = datetime(2026, 11, 22, 21, 50, tzinfo=UTC)
 
 
@@ -78,9 +95,12 @@ def task(
     task_id: str,
     unit: str | None,
     kind: str = "respond",
-    alert_id: str = "a1",
+    alert_id: str | None = "a1",
     role: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """A task as the worker publishes it; contract v2 revisions pass `seq`, `state`,
+    `updated_at`, `outcome` (and the rest) in `extra`."""
     return {
         "task_id": task_id,
         "alert_id": alert_id,
@@ -93,7 +113,34 @@ def task(
         "created_at": ts(),
         "due_by": ts(600),
         "instructions": "Priority 1: go to the restrained person's last known position.",
+        **extra,
     }
+
+
+def revision(
+    task_id: str,
+    unit: str | None,
+    kind: str = "respond",
+    seq: int = 1,
+    state: str = "assigned",
+    role: str | None = None,
+    alert_id: str | None = "a1",
+    outcome: str | None = None,
+    due_s: float = 600,
+) -> dict[str, Any]:
+    """A contract v2 task revision (`seq`, `state`, `updated_at`, `outcome`); a role task
+    carries `restrained_person` and no target."""
+    extra: dict[str, Any] = {
+        "seq": seq,
+        "state": state,
+        "updated_at": ts(seq),
+        "outcome": outcome,
+        "due_by": ts(due_s),
+        "contract_version": 2,
+    }
+    if role is not None:
+        extra.update(restrained_person="P-7731", target=None, priority=3)
+    return task(task_id, unit, kind=kind, alert_id=alert_id, role=role, **extra)
 
 
 # the contract's example ban, with the Södertälje home zone of the golden scenarios

@@ -32,9 +32,11 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
+FOLLOW_UP = {"investigator", "negotiator", "social_services", "outreach"}
+EVERYONE = {"dispatcher", "viewer", "patrol", "auditor", *FOLLOW_UP}
 # (method, path, roles that may) for every route that needs authentication
 ROUTES: list[tuple[str, str, set[str]]] = [
-    ("GET", "/api/me", {"dispatcher", "viewer", "patrol", "auditor"}),
+    ("GET", "/api/me", EVERYONE),
     ("GET", "/api/alerts", {"dispatcher", "viewer"}),
     ("GET", "/api/alerts?state=all", {"dispatcher"}),
     ("GET", "/api/alerts?state=open&person=P-7731", {"dispatcher"}),
@@ -43,11 +45,16 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/alerts/a1", {"dispatcher", "viewer"}),
     ("POST", "/api/alerts/a1/ack", {"dispatcher"}),
     ("POST", "/api/alerts/a1/resolve", {"dispatcher"}),
-    ("GET", "/api/tasks", {"dispatcher", "viewer", "patrol"}),
+    ("GET", "/api/tasks", {"dispatcher", "viewer", "patrol", *FOLLOW_UP}),
     ("GET", "/api/tasks?unit=SÖ-2150", {"dispatcher", "viewer"}),
-    ("GET", "/api/tasks?role=investigator", {"dispatcher", "viewer"}),
-    ("GET", "/api/stream", {"dispatcher", "viewer", "patrol"}),
-    ("POST", "/logout", {"dispatcher", "viewer", "patrol", "auditor"}),
+    ("GET", "/api/tasks?role=investigator", {"dispatcher", "viewer", "investigator"}),
+    ("GET", "/api/tasks?role=negotiator", {"dispatcher", "viewer", "negotiator"}),
+    ("GET", "/api/tasks?alert=a1", {"dispatcher", "viewer"}),
+    ("POST", "/api/tasks/t1/accept", {"patrol"}),  # SÖ-2140's respond task
+    ("POST", "/api/tasks/t3/accept", {"investigator"}),  # the investigator's interview
+    ("GET", "/api/units", {"dispatcher", "viewer"}),
+    ("GET", "/api/stream", {"dispatcher", "viewer", "patrol", *FOLLOW_UP}),
+    ("POST", "/logout", EVERYONE),
 ]
 
 

@@ -1,5 +1,6 @@
 """The console on a real Kafka-protocol broker: it catches up before it says it is ready, shows
-alerts produced live, and what operators do arrives on `alert-acks` and `audit`."""
+alerts produced live, and what operators do arrives on `alert-acks` and `audit`; what units
+report arrives on `task-updates`, and the worker's next task revision reaches the unit live."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.streams.consolekit import (
     alert,
     bearer,
     read_event,
+    revision,
     task,
 )
 
@@ -121,6 +123,82 @@ def test_console_on_the_broker(broker: EmbeddedBroker, prefix: str) -> None:
         stop.set()
         await asyncio.wait_for(served, 10)
         print(f"console ready in {ready_s:.2f} s; a new alert reached the stream in {live_s:.3f} s")
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        producer.close()
+
+
+def test_a_units_task_update_goes_to_task_updates_and_the_revision_comes_back_live(
+    broker: EmbeddedBroker, prefix: str
+) -> None:
+    bootstrap = broker.bootstrap
+    ensure_topics(bootstrap, prefix)
+    names = TopicNames.with_prefix(prefix)
+    producer = make_producer(bootstrap)
+    # as the worker publishes them: the first revision, then a redelivered older one
+    produce_json(producer, names.patrol_tasks, "SÖ-2140", revision("r1", "SÖ-2140", seq=1))
+    produce_json(producer, names.patrol_tasks, "SÖ-2150", revision("r2", "SÖ-2150", seq=1))
+    producer.flush()
+    settings = load_settings({"BANWATCH_TOPIC_PREFIX": prefix, "BANWATCH_CONSOLE_PORT": "0"})
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        urls: list[str] = []
+        served = asyncio.create_task(
+            serve_console(settings, bootstrap, tokens=TOKENS, stop=stop, ready=urls.append)
+        )
+        while not urls:
+            assert not served.done(), served
+            await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession(urls[0]) as http:
+            stream = await http.get("/api/stream", headers=bearer(PATROL))
+            snap = await read_event(stream)
+            assert [(t["task_id"], t["state"]) for t in snap["data"]["tasks"]] == [
+                ("r1", "assigned")
+            ]
+            resp = await http.post(
+                "/api/tasks/r1/accept", json={"note": "från Ronna"}, headers=bearer(PATROL)
+            )
+            assert resp.status == 202, await resp.text()
+            [(key, update)] = await asyncio.to_thread(_read, bootstrap, names.task_updates, 1)
+            assert key == "r1"
+            assert {k: update[k] for k in ("task_id", "by", "role", "action", "note")} == {
+                "task_id": "r1",
+                "by": "SÖ-2140",
+                "role": "patrol",
+                "action": "accept",
+                "note": "från Ronna",
+            }
+            [(akey, audit)] = await asyncio.to_thread(_read, bootstrap, names.audit, 1)
+            assert (akey, audit["action"], audit["actor"]) == ("task:r1", "task_accept", "pat-2140")
+            # the worker's next revision (and a redelivery of the old one) on patrol-tasks
+            await asyncio.to_thread(
+                lambda: produce_json(
+                    producer,
+                    names.patrol_tasks,
+                    "SÖ-2140",
+                    revision("r1", "SÖ-2140", seq=2, state="accepted"),
+                ).get(10)
+            )
+            await asyncio.to_thread(
+                lambda: produce_json(
+                    producer, names.patrol_tasks, "SÖ-2140", revision("r1", "SÖ-2140", seq=1)
+                ).get(10)
+            )
+            ev = await read_event(stream, timeout=10)
+            assert (ev["data"]["task_id"], ev["data"]["seq"], ev["data"]["state"]) == (
+                "r1",
+                2,
+                "accepted",
+            )
+            stream.close()
+            resp = await http.get("/api/tasks", headers=bearer(PATROL))
+            [held] = (await resp.json())["tasks"]
+            assert (held["seq"], held["state"]) == (2, "accepted")
+        stop.set()
+        await asyncio.wait_for(served, 10)
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 60))

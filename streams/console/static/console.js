@@ -20,6 +20,16 @@
     motivational_talk: 'Motivational talk', referral: 'Social services referral',
     knock: 'Doorstep visit',
   };
+  const OUTCOMES = {
+    contact_made: 'Contact made', not_found: 'Not found', arrested: 'Arrested',
+    protected_safe: 'Protected person safe', false_alarm: 'False alarm',
+    held: 'Interview held', not_reached: 'Not reached', refused: 'Refused',
+    held_accepts_help: 'Talk held: accepts help', held_declines_help: 'Talk held: declines help',
+    declined: 'Declined help', not_home: 'Nobody home',
+  };
+  const ACTIONS = { accept: 'Accept', decline: 'Decline', en_route: 'En route', on_scene: 'On scene', done: 'Done' };
+  const ROLES = { investigator: 'Investigator', negotiator: 'Negotiator', social_services: 'Social services', outreach: 'Outreach' };
+  const STATES = { assigned: 'assigned', accepted: 'accepted', en_route: 'en route', on_scene: 'on scene', done: 'done', declined: 'declined', expired: 'expired', cancelled: 'cancelled' };
   const RANK = { escalated: 0, open: 1, updated: 1, acknowledged: 2 };
   const UNACKED = new Set(['open', 'updated', 'escalated']);
   const COLORS = { 1: '#ff4d4f', 2: '#f5a623', 3: '#7f95ad' };
@@ -32,7 +42,11 @@
     seen: new Set(), silenced: new Set(), escalationsHeard: new Set(), fresh: new Set(),
     audio: null, soundOn: true, lastCue: 0, cues: 0, pending: new Map(),
     map: null, overview: null, detailLayer: null, view: 'board', ticker: null,
+    taskPending: new Map(), choice: null, taskError: null, unitsTimer: null,
   };
+  // who answers tasks: a patrol unit (its unit's) or a follow-up role (its role's)
+  const followUp = () => !!S.me && Object.prototype.hasOwnProperty.call(ROLES, S.me.role);
+  const taskUser = () => !!S.me && (S.me.role === 'patrol' || followUp());
 
   // ------------------------------------------------------------------ helpers
   const $ = (sel) => document.querySelector(sel);
@@ -146,20 +160,24 @@
     $('#tab-audit').hidden = !auditor;
     if (auditor) { // the audit and nothing else: no stream, no board, no map
       $('#who').textContent = me.user + ' · ' + me.role;
-      for (const id of ['#tab-board', '#tab-tasks', '#conn', '#sound']) $(id).hidden = true;
+      for (const id of ['#tab-board', '#tab-tasks', '#tab-units', '#conn', '#sound']) $(id).hidden = true;
       showView('audit');
       runSearch('audit', 0);
       return;
     }
-    $('#who').textContent = patrol ? me.user + ' · unit ' + me.unit : me.user + ' · ' + me.role;
-    $('#tabs').hidden = patrol;
-    $('#list-title').firstChild.textContent = patrol ? 'Tasks for unit ' + me.unit + ' ' : 'Open alerts ';
-    $('#list-empty').textContent = patrol ? 'No tasks for your unit.' : 'No open alerts.';
-    $('.consult').hidden = patrol;
+    const role = followUp();
+    $('#who').textContent = patrol ? me.user + ' · unit ' + me.unit : me.user + ' · ' + (ROLES[me.role] || me.role);
+    $('#tabs').hidden = patrol || role;
+    $('#list-title').firstChild.textContent = patrol ? 'Tasks for unit ' + me.unit + ' '
+      : role ? 'Queue · ' + ROLES[me.role] + ' ' : 'Open alerts ';
+    $('#list-empty').textContent = patrol ? 'No tasks for your unit.' : role ? 'Nothing in your queue.' : 'No open alerts.';
+    $('.consult').hidden = patrol || role;
     $('#detail-empty').textContent = patrol
-      ? 'Select a task to see where to go.'
-      : 'Select an alert to see its detail. Opening it is recorded in the audit log.';
-    initMap();
+      ? 'Select a task to see where to go and to report on it.'
+      : role ? 'Select a task to see it and record what came of it.'
+        : 'Select an alert to see its detail. Opening it is recorded in the audit log.';
+    if (role) $('#board-view').classList.add('queue'); // a queue: no map, no alerts
+    else initMap();
     connect();
     if (!S.ticker) S.ticker = setInterval(tick, 1000);
     render();
@@ -230,6 +248,8 @@
     S.lastSnap = true;
     if (S.selected && S.me.role !== 'patrol' && !S.alerts.has(S.selected)) { /* resolved while away */ }
     render();
+    for (const t of S.tasks.values()) settlePending(t);
+    if (taskUser() && S.selected && S.tasks.has(S.selected)) renderTaskDetail(S.tasks.get(S.selected));
   }
 
   function onAlert(a) {
@@ -255,13 +275,24 @@
     }
   }
 
+  /* An update sent waits for the worker's revision: any change of the task's state ends the
+     wait (the state it moved to, or another the worker decided). */
+  function settlePending(t) {
+    const p = S.taskPending.get(t.task_id);
+    if (p && (t.state !== p.from || t.closed)) S.taskPending.delete(t.task_id);
+  }
+
   function onTask(t) {
     const prev = S.tasks.get(t.task_id);
+    if (prev && typeof prev.seq === 'number' && typeof t.seq === 'number' && prev.seq >= t.seq && prev.closed === t.closed) return;
     S.tasks.set(t.task_id, t);
-    if (S.me.role === 'patrol' && !prev && !t.closed) {
+    settlePending(t);
+    if (taskUser() && !prev && !t.closed) {
       S.fresh.add(t.task_id);
       cue(t.priority === 1);
     }
+    if (taskUser() && t.task_id === S.selected) renderTaskDetail(t);
+    if (S.view === 'units') loadUnitsSoon();
     if (S.detail && t.alert_id === S.selected) {
       S.detail.tasks = S.detail.tasks.filter((x) => x.task_id !== t.task_id).concat([t]);
       renderDetail();
@@ -313,7 +344,7 @@
   // ---------------------------------------------------------------- the board
   function render() {
     if (!S.me) return;
-    if (S.me.role === 'patrol') renderPatrolList(); else renderAlertList();
+    if (taskUser()) renderPatrolList(); else renderAlertList();
     renderBanner();
     renderOverview();
     if (S.view === 'tasks') renderTaskBoard();
@@ -331,7 +362,7 @@
     $('#alert-count').textContent = alerts.length ? '(' + alerts.length + ')' : '';
     $('#list-empty').hidden = alerts.length > 0;
     keyedList(list, alerts, (a) => a.alert_id,
-      (a) => [a.seq, a.state, a.alert_id === S.selected, S.fresh.has(a.alert_id)].join('|'), alertCard);
+      (a) => [a.seq, a.state, a.alert_id === S.selected, S.fresh.has(a.alert_id), JSON.stringify(a.response || null)].join('|'), alertCard);
   }
 
   /* Update a list in place: an item whose signature did not change keeps its element, so the
@@ -358,6 +389,7 @@
     const second = [a.ban_id, a.restrained_person, a.zone_id ? 'zone ' + a.zone_id : null,
       a.protected_person ? 'near ' + a.protected_person : null].filter(Boolean).join(' · ');
     const rec = (a.recommended_units || [])[0];
+    const resp = a.response ? responseText(a.response) : null;
     const third = [a.confidence, typeof a.distance_m === 'number' ? metres(a.distance_m) : null,
       rec ? 'nearest unit ' + rec.unit_id + ' ' + metres(rec.distance_m) : null].filter(Boolean).join(' · ');
     if (a.restored) classes.push('is-restored');
@@ -373,6 +405,7 @@
       el('span', { class: 'state ' + a.state, text: a.state })),
     el('div', { class: 'meta', text: second }),
     third ? el('div', { class: 'meta', text: third }) : null,
+    resp ? el('div', { class: 'meta response', 'data-response-unit': a.response.unit_id || '', text: resp }) : null,
     el('div', { class: 'meta' },
       a.state === 'escalated' ? el('strong', { text: 'Escalated · ' }) : null,
       ageSpan(a.opened_at, 'opened '), ' ago · updated ', clockText(a.updated_at)));
@@ -381,9 +414,18 @@
     return li;
   }
 
+  /* The alert's `response` (contract v2): who accepted its respond task, when, when on scene,
+     and the outcome. */
+  function responseText(r) {
+    return 'Response: ' + [r.unit_id || '–',
+      r.accepted_at ? 'accepted ' + clockText(r.accepted_at) : 'not accepted yet',
+      r.on_scene_at ? 'on scene ' + clockText(r.on_scene_at) : null,
+      r.outcome ? 'outcome ' + (OUTCOMES[r.outcome] || r.outcome) : null].filter(Boolean).join(' · ');
+  }
+
   function renderBanner() {
     const banner = $('#p1-banner');
-    if (S.me.role === 'patrol') { banner.hidden = true; return; }
+    if (taskUser()) { banner.hidden = true; return; }
     const waiting = [...S.alerts.values()].filter(urgent).sort(urgency);
     if (!waiting.length) { banner.hidden = true; return; }
     const top = waiting[0];
@@ -415,7 +457,8 @@
     $('#clock').textContent = new Date(now()).toLocaleTimeString('sv-SE');
     updateConn();
     updateSound();
-    if (S.me && S.me.role !== 'patrol') {
+    if (S.view === 'units' && Date.now() - (S.unitsAt || 0) > 10000) { S.unitsAt = Date.now(); loadUnits(); }
+    if (S.me && !taskUser()) {
       const loud = [...S.alerts.values()].filter((a) => urgent(a) && !S.silenced.has(a.alert_id));
       if (loud.length && Date.now() - S.lastCue > REPEAT_CUE_MS) cue(true);
     }
@@ -423,7 +466,7 @@
 
   // --------------------------------------------------------------- the detail
   async function select(alertId) {
-    if (S.me.role === 'patrol') { selectTask(alertId); return; }
+    if (taskUser()) { selectTask(alertId); return; }
     S.selected = alertId;
     S.fresh.delete(alertId);
     S.silenced.add(alertId);
@@ -477,6 +520,12 @@
     fact(dl, 'Updated', dateTimeText(a.updated_at));
     fact(dl, 'Episode', a.episode);
     fact(dl, 'Acknowledged by', a.acknowledged_by);
+    if (a.response) {
+      fact(dl, 'Accepted by', a.response.unit_id);
+      fact(dl, 'Accepted at', a.response.accepted_at ? clockText(a.response.accepted_at) : 'not yet');
+      fact(dl, 'On scene at', a.response.on_scene_at ? clockText(a.response.on_scene_at) : 'not yet');
+      fact(dl, 'Outcome', a.response.outcome ? OUTCOMES[a.response.outcome] || a.response.outcome : null);
+    }
 
     const units = el('ul', { class: 'plain' });
     for (const u of a.recommended_units || []) {
@@ -488,6 +537,8 @@
     for (const t of d.tasks.slice().sort((x, y) => (ms(x.created_at) || 0) - (ms(y.created_at) || 0))) {
       tasks.append(el('li', { 'data-task-id': t.task_id, class: t.closed ? 'closed' : '' },
         el('strong', { text: taskText(t.kind) }), ' → ', t.unit_id || t.role || '–',
+        t.state ? el('span', { class: 'tstate ' + t.state, text: STATES[t.state] || t.state }) : null,
+        t.outcome ? ' · ' + (OUTCOMES[t.outcome] || t.outcome) : '',
         ' · due ' + dateTimeText(t.due_by)));
     }
     if (!tasks.children.length) tasks.append(el('li', { class: 'notice', text: 'No tasks.' }));
@@ -674,7 +725,7 @@
     $('#alert-count').textContent = tasks.length ? '(' + tasks.filter((t) => !t.closed).length + ' open)' : '';
     $('#list-empty').hidden = tasks.length > 0;
     keyedList(list, tasks, (t) => t.task_id,
-      (t) => [t.closed, t.task_id === S.selected, S.fresh.has(t.task_id), t.due_by].join('|'), taskCard);
+      (t) => [t.closed, t.seq, t.state, t.task_id === S.selected, S.fresh.has(t.task_id), t.due_by].join('|'), taskCard);
   }
 
   function taskCard(t) {
@@ -682,16 +733,18 @@
     if (t.closed) classes.push('closed');
     if (t.task_id === S.selected) classes.push('selected');
     if (S.fresh.has(t.task_id)) classes.push('new');
-    const li = el('li', { class: classes.join(' '), 'data-task-id': t.task_id, 'data-unit': t.unit_id || '', 'data-kind': t.kind, tabindex: 0 },
+    const stateText = t.state ? STATES[t.state] || t.state : (t.closed ? 'closed' : 'open');
+    const li = el('li', { class: classes.join(' '), 'data-task-id': t.task_id, 'data-unit': t.unit_id || '', 'data-kind': t.kind, 'data-state': t.state || '', tabindex: 0 },
       el('div', { class: 'row' },
         el('span', { class: 'prio p' + t.priority, text: 'P' + t.priority }),
         el('span', { class: 'kind grow', text: taskText(t.kind) }),
-        el('span', { class: 'state ' + (t.closed ? 'resolved' : 'open'), text: t.closed ? 'closed' : 'open' })),
-      el('div', { class: 'meta', text: [t.ban_id, t.unit_id || t.role].filter(Boolean).join(' · ') }),
-      el('div', { class: 'meta' }, 'created ', ageSpan(t.created_at), ' ago · due ', dateTimeText(t.due_by)),
+        el('span', { class: 'tstate ' + (t.state || (t.closed ? 'done' : 'assigned')), text: stateText })),
+      el('div', { class: 'meta', text: [t.ban_id, t.restrained_person, t.unit_id || ROLES[t.role] || t.role].filter(Boolean).join(' · ') }),
+      el('div', { class: 'meta' }, 'created ', ageSpan(t.created_at), ' ago · ', el('span', { class: 'due' + (!t.closed && ms(t.due_by) < now() ? ' overdue' : '') }, 'due ' + dateTimeText(t.due_by))),
+      t.outcome ? el('div', { class: 'meta', text: 'Outcome: ' + (OUTCOMES[t.outcome] || t.outcome) }) : null,
       el('div', { class: 'instructions', text: t.instructions || '' }));
     li.addEventListener('click', () => {
-      if (S.me.role === 'patrol') selectTask(t.task_id);
+      if (taskUser()) selectTask(t.task_id);
       else if (t.alert_id && S.alerts.has(t.alert_id)) select(t.alert_id);
     });
     return li;
@@ -703,18 +756,117 @@
     S.selected = taskId;
     S.fresh.delete(taskId);
     render();
+    renderTaskDetail(t);
+    if (S.map && t.target) S.map.setView([t.target.lat, t.target.lon], 16);
+  }
+
+  function renderTaskDetail(t) {
     const dl = el('dl', { class: 'facts' });
     fact(dl, 'Priority', 'P' + t.priority);
     fact(dl, 'Ban', t.ban_id);
+    fact(dl, 'Restrained', t.restrained_person);
+    fact(dl, 'Violations', typeof t.violations === 'number' ? String(t.violations) : null);
     fact(dl, 'Target', t.target ? t.target.lat.toFixed(5) + ', ' + t.target.lon.toFixed(5) : null);
+    fact(dl, 'Attempt', typeof t.attempt === 'number' ? String(t.attempt) : null);
     fact(dl, 'Created', dateTimeText(t.created_at));
     fact(dl, 'Due', dateTimeText(t.due_by));
+    fact(dl, 'Updated', t.updated_at ? dateTimeText(t.updated_at) : null);
+    fact(dl, 'Outcome', t.outcome ? OUTCOMES[t.outcome] || t.outcome : null);
     $('#detail-empty').hidden = true;
     const body = $('#detail-body');
     body.hidden = false;
-    body.replaceChildren(el('h3', {}, el('span', { class: 'prio p' + t.priority, text: 'P' + t.priority }), taskText(t.kind)),
-      el('div', { class: 'reason', text: t.instructions || '' }), dl);
-    if (S.map && t.target) S.map.setView([t.target.lat, t.target.lon], 16);
+    body.replaceChildren(el('h3', {}, el('span', { class: 'prio p' + t.priority, text: 'P' + t.priority }), taskText(t.kind),
+      el('span', { id: 'task-state', class: 'tstate ' + (t.state || ''), 'data-state': t.state || (t.closed ? 'closed' : 'assigned'), text: t.state ? STATES[t.state] || t.state : (t.closed ? 'closed' : 'open') })),
+      el('div', { class: 'reason', text: t.instructions || '' }), dl, taskActions(t));
+  }
+
+  /* What the unit or the role reports: big buttons that follow the task's state (the server
+     sends the actions valid from it, and the outcomes of its kind), an outcome choice for
+     Done and, after a motivational talk where the person accepts help, the person's consent
+     asked as a plain question with no default. While an update is on its way every button
+     waits for the worker's revision. */
+  function taskActions(t) {
+    if (!S.choice || S.choice.taskId !== t.task_id) S.choice = { taskId: t.task_id, outcome: null, consent: null, note: '' };
+    const ch = S.choice;
+    const box = el('div', { class: 'actions task-actions', 'data-task': t.task_id });
+    const pending = (S.taskPending.get(t.task_id) || {}).action;
+    const valid = new Set(t.actions || []);
+    const shown = S.me.role === 'patrol' ? Object.keys(ACTIONS) : ['accept', 'done'];
+    const needsConsent = t.kind === 'motivational_talk' && ch.outcome === 'held_accepts_help';
+    const buttons = shown.map((a) => {
+      const b = el('button', { type: 'button', id: 'task-' + a, class: 'big ' + a, text: ACTIONS[a] });
+      b.disabled = !valid.has(a) || !!pending || (a === 'done' && (!ch.outcome || (needsConsent && ch.consent === null)));
+      b.addEventListener('click', () => sendTask(t, a));
+      return b;
+    });
+    if (!t.closed && valid.has('done')) {
+      const outcomes = el('div', { class: 'outcomes', role: 'radiogroup', 'aria-label': 'Outcome' });
+      for (const o of t.outcomes || []) {
+        const b = el('button', { type: 'button', class: 'outcome' + (ch.outcome === o ? ' chosen' : ''), 'data-outcome': o, role: 'radio', 'aria-checked': ch.outcome === o ? 'true' : 'false', text: OUTCOMES[o] || o });
+        b.disabled = !!pending;
+        b.addEventListener('click', () => { ch.outcome = o; if (o !== 'held_accepts_help') ch.consent = null; renderTaskDetail(t); });
+        outcomes.append(b);
+      }
+      box.append(el('h4', { text: 'Outcome (for Done)' }), outcomes);
+      if (needsConsent) box.append(consentChoice(t, ch, !!pending));
+    }
+    const note = el('textarea', { id: 'task-note', maxlength: 500, placeholder: 'Note (optional; kept with the report, never shown to anyone else)' });
+    note.value = ch.note;
+    note.addEventListener('input', () => { ch.note = note.value; });
+    if (!t.closed) box.append(note);
+    box.append(el('div', { class: 'buttons big-buttons' }, ...buttons));
+    if (pending) box.append(el('p', { class: 'notice', id: 'task-pending', text: ACTIONS[pending] + ' sent; waiting for the task to change.' }));
+    if (S.taskError && S.taskError.taskId === t.task_id) box.append(el('p', { class: 'notice warn', id: 'task-error', text: S.taskError.text }));
+    if (t.closed) box.append(el('p', { class: 'notice', text: 'This task has ended (' + (STATES[t.state] || 'closed') + '): nothing more to report.' }));
+    return box;
+  }
+
+  function consentChoice(t, ch, pending) {
+    const yes = el('button', { type: 'button', id: 'consent-yes', class: 'consent' + (ch.consent === true ? ' chosen' : ''), role: 'radio', 'aria-checked': String(ch.consent === true), text: 'Yes, the person agrees' });
+    const no = el('button', { type: 'button', id: 'consent-no', class: 'consent' + (ch.consent === false ? ' chosen' : ''), role: 'radio', 'aria-checked': String(ch.consent === false), text: 'No' });
+    yes.disabled = no.disabled = pending;
+    yes.addEventListener('click', () => { ch.consent = true; renderTaskDetail(t); });
+    no.addEventListener('click', () => { ch.consent = false; renderTaskDetail(t); });
+    const summary = ch.consent === null ? 'Ask the person, then choose Yes or No.'
+      : ch.consent ? 'Done will record that the person agrees: social services will be told and a referral follows.'
+        : 'Done will record that the person does not agree: nothing is passed to social services.';
+    return el('fieldset', { id: 'consent', class: 'consent-box', role: 'radiogroup' },
+      el('legend', { text: 'Consent to share' }),
+      el('p', { class: 'question', text: 'The person agrees that social services may be told that they want help, and may contact them about it.' }),
+      el('div', { class: 'buttons' }, yes, no),
+      el('p', { class: 'notice', id: 'consent-summary', text: summary }));
+  }
+
+  async function sendTask(t, action) {
+    const ch = S.choice;
+    const body = { note: ch.note || '', outcome: null, consent_to_share: null };
+    if (action === 'done') {
+      body.outcome = ch.outcome;
+      if (t.kind === 'motivational_talk' && ch.outcome === 'held_accepts_help') body.consent_to_share = ch.consent;
+    }
+    S.taskError = null;
+    const sent = { action, from: t.state };
+    S.taskPending.set(t.task_id, sent);
+    renderTaskDetail(S.tasks.get(t.task_id) || t);
+    const r = await api('POST', '/api/tasks/' + encodeURIComponent(t.task_id) + '/' + action, body)
+      .catch(() => ({ ok: false, status: 0, data: null }));
+    if (r.status === 401) { showLogin('Your session has ended. Log in again.'); return; }
+    if (!r.ok) {
+      S.taskPending.delete(t.task_id);
+      S.taskError = { taskId: t.task_id, text: (r.data && r.data.error) || 'The report could not be sent; try again.' };
+    } else {
+      ch.note = '';
+      if (r.data && r.data.published === false && !/waiting/.test(r.data.why || '')) S.taskPending.delete(t.task_id);
+      setTimeout(() => {
+        if (S.taskPending.get(t.task_id) === sent) {
+          S.taskPending.delete(t.task_id);
+          const now = S.tasks.get(t.task_id);
+          if (now && S.selected === t.task_id) renderTaskDetail(now);
+        }
+      }, 20000);
+    }
+    const latest = S.tasks.get(t.task_id) || t;
+    if (S.selected === t.task_id) renderTaskDetail(latest);
   }
 
   // --------------------------------------------------------------- task board
@@ -723,6 +875,8 @@
     $('#board-view').hidden = view !== 'board';
     $('#tasks-view').hidden = view !== 'tasks';
     $('#history-view').hidden = view !== 'history';
+    $('#units-view').hidden = view !== 'units';
+    if (view === 'units') loadUnits();
     $('#audit-view').hidden = view !== 'audit';
     for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.view === view);
     if (view === 'tasks') renderTaskBoard();
@@ -744,6 +898,26 @@
         .sort((x, y) => (x.closed - y.closed) || (x.priority - y.priority) || ((ms(x.due_by) || 0) - (ms(y.due_by) || 0)))
         .map(taskCard))));
     $('#task-board').replaceChildren(...(cols.length ? cols : [el('p', { class: 'empty', text: 'No tasks.' })]));
+  }
+
+  // ---------------------------------------------------------------- unit board
+  const UNIT_STATES = { free: 'free', tasked: 'tasked', accepted: 'accepted', en_route: 'en route', on_scene: 'on scene', off_duty: 'off duty' };
+  async function loadUnits() {
+    const r = await api('GET', '/api/units').catch(() => null);
+    if (!r || !r.ok) return;
+    const rows = r.data.units.map((u) => el('tr', { 'data-unit': u.unit_id, 'data-status': u.status },
+      el('td', { class: 'mono', text: u.unit_id }),
+      el('td', {}, el('span', { class: 'ustate ' + u.status, text: UNIT_STATES[u.status] || u.status })),
+      el('td', { text: u.task ? taskText(u.task.kind) + ' · P' + u.task.priority : '–' }),
+      el('td', { class: 'mono', text: u.task && u.task.alert_id ? u.task.alert_id : '–' }),
+      el('td', { text: u.task && u.task.updated_at ? clockText(u.task.updated_at) : '–' }),
+      el('td', { text: u.avl_status || '–' }),
+      el('td', {}, u.position_ts ? ageSpan(u.position_ts) : '–', u.position_ts ? ' ago' : '')));
+    $('#u-rows').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 7, class: 'empty', text: 'No units known yet.' }))]));
+  }
+  function loadUnitsSoon() {
+    if (S.unitsTimer) return;
+    S.unitsTimer = setTimeout(() => { S.unitsTimer = null; if (S.view === 'units') loadUnits(); }, 500);
   }
 
   // ------------------------------------------------- history and audit searches
