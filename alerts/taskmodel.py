@@ -50,17 +50,16 @@ ACTION_STATE = {
     "done": TaskState.done,
 }
 
-#: The closed set of outcomes per task kind (contract v2).
-_RESPONSE = frozenset({"contact_made", "not_found", "arrested", "protected_safe", "false_alarm"})
-OUTCOMES: dict[str, frozenset[str]] = {
+#: The closed set of outcomes per task kind (contract v2), in the contract's order (the console
+#: offers them in this order).
+_RESPONSE = ("contact_made", "not_found", "arrested", "protected_safe", "false_alarm")
+OUTCOMES: dict[str, tuple[str, ...]] = {
     "respond": _RESPONSE,
     "protect": _RESPONSE,
-    "interview": frozenset({"held", "not_reached", "refused"}),
-    "motivational_talk": frozenset(
-        {"held_accepts_help", "held_declines_help", "not_reached", "refused"}
-    ),
-    "referral": frozenset({"contact_made", "declined", "not_reached"}),
-    "knock": frozenset({"contact_made", "not_home"}),
+    "interview": ("held", "not_reached", "refused"),
+    "motivational_talk": ("held_accepts_help", "held_declines_help", "not_reached", "refused"),
+    "referral": ("contact_made", "declined", "not_reached"),
+    "knock": ("contact_made", "not_home"),
 }
 
 UNIT_KINDS = frozenset({"respond", "protect"})

@@ -25,30 +25,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.taskmodel import ACTION_STATE, FINAL, OUTCOMES, UNIT_KINDS
+from alerts.taskmodel import RANK as _RANK
 from config.settings import FOLLOW_UP_ROLES, Principal
 
-ACTIONS = ("accept", "decline", "en_route", "on_scene", "done")
+#: The transition table is the core's (alerts/taskmodel.py): the console applies the same one.
+ACTIONS = tuple(ACTION_STATE)
 #: The state an action moves a task to.
-TARGET = {
-    "accept": "accepted",
-    "decline": "declined",
-    "en_route": "en_route",
-    "on_scene": "on_scene",
-    "done": "done",
-}
+TARGET = {action: state.value for action, state in ACTION_STATE.items()}
 #: Forward order of the live states; the end states come after all of them.
-RANK = {"assigned": 0, "accepted": 1, "en_route": 2, "on_scene": 3}
-ENDED = frozenset({"done", "declined", "expired", "cancelled"})
-#: Each kind's closed set of outcomes (the table in the contract).
-OUTCOMES: dict[str, tuple[str, ...]] = {
-    "respond": ("contact_made", "not_found", "arrested", "protected_safe", "false_alarm"),
-    "protect": ("contact_made", "not_found", "arrested", "protected_safe", "false_alarm"),
-    "interview": ("held", "not_reached", "refused"),
-    "motivational_talk": ("held_accepts_help", "held_declines_help", "not_reached", "refused"),
-    "referral": ("contact_made", "declined", "not_reached"),
-    "knock": ("contact_made", "not_home"),
-}
-UNIT_KINDS = frozenset({"respond", "protect"})
+RANK = {state.value: rank for state, rank in _RANK.items() if state not in FINAL}
+ENDED = frozenset(state.value for state in FINAL)
 #: The actions a follow-up role has (its tasks are not driven to).
 ROLE_ACTIONS = ("accept", "done")
 CONSENT_OUTCOME = ("motivational_talk", "held_accepts_help")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from streams.console.lifecycle import OUTCOMES, valid_actions
+from alerts.taskmodel import OUTCOMES
+from streams.console.lifecycle import valid_actions
 
 log = logging.getLogger("banwatch.console.store")
 
