@@ -66,6 +66,18 @@ def up(settings: Settings, demo: bool = False) -> int:
     return 0
 
 
+#: With `--demo` and no configured tokens, `up` also prints a token for the demo's units that no
+#: scripted actor drives and for each follow-up role, so that a person can play their part.
+DEMO_PATROLS = (
+    Principal(user="SÖ-2150", role="patrol", unit="SÖ-2150"),
+    Principal(user="SÖ-2160", role="patrol", unit="SÖ-2160"),
+)
+DEMO_ROLES = tuple(
+    Principal(user=f"demo-{role.replace('_', '-')}", role=role, unit=None)
+    for role in ("investigator", "negotiator", "social_services", "outreach")
+)
+
+
 async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,10 +85,16 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
         ensure_topics, bootstrap, settings.topic_prefix, **settings.kafka_security()
     )
     tokens = settings.console_tokens
-    generated: str | None = None
+    generated: dict[str, str] = {}  # what the printed line names -> token
     if not tokens:
-        generated = secrets.token_urlsafe(24)
-        tokens = {generated: Principal(user="dispatcher", role="dispatcher", unit=None)}
+        logins = [Principal(user="dispatcher", role="dispatcher", unit=None)]
+        if demo:  # the demo's loop has a part for a person in each role (streams/demo/actors.py)
+            logins += [*DEMO_PATROLS, *DEMO_ROLES]
+        tokens = {}
+        for who in logins:
+            token = secrets.token_urlsafe(24)
+            tokens[token] = who
+            generated[who.role if who.unit is None else f"{who.role} {who.unit}"] = token
 
     # --- record store (streams/store): bans in force back into an empty embedded broker before
     # the worker starts; then the sink runs next to the worker
@@ -126,8 +144,8 @@ async def _run(settings: Settings, bootstrap: str, demo: bool, t0: float) -> Non
             t.result()
     _say(f"broker: {bootstrap}")
     _say(f"console: {console_url[0] if console_url else '(not available)'}")
-    if generated is not None:
-        _say(f"console token (dispatcher): {generated}")
+    for name, token in generated.items():
+        _say(f"console token ({name}): {token}")
     _say(f"metrics: {metrics_url}")
     _say(f"store: {store.describe()}")  # record store
     _say(f"ready in {time.monotonic() - t0:.1f} s; Ctrl-C stops")

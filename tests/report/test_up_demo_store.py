@@ -1,13 +1,20 @@
 """`banwatch report` on the store of a real `banwatch up --demo` (embedded broker, worker,
 in-process sink, SQLite under a data directory): once the demo's breaches are stored, the report
 on that store, run while `up` still runs, writes HTML and JSON naming nobody, and its audit
-record is published to the `audit` topic (the broker answers) and stored once."""
+record is published to the `audit` topic (the broker answers) and stored once.
+
+The same `up --demo` closes the loop through the console with the tokens it prints: a
+negotiator records a talk held with consent and a referral appears in the social-services
+queue; the patrol token of a unit no actor drives sees its own tasks and nothing else."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -92,6 +99,74 @@ def test_report_on_the_store_of_up_demo(tmp_path: Path) -> None:
             ).scalars()
             assert list(stored) == on_topic
         engine.dispose()
+        _close_the_loop_in_the_console(up)
     finally:
         up.stop(40, group=True)
     assert (data / SQLITE_FILE).is_file()
+
+
+def _api(base: str, token: str, path: str, body: object = None) -> tuple[int, object]:
+    req = urllib.request.Request(
+        base.rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _close_the_loop_in_the_console(up: Up) -> None:
+    tokens = {
+        line.split("(", 1)[1].split(")", 1)[0]: line.rsplit(" ", 1)[1]
+        for line in up.lines
+        if line.startswith("console token (")
+    }
+    assert {"dispatcher", "patrol SÖ-2150", "negotiator", "social_services"} <= set(tokens), tokens
+    base = up.console
+    patrol = tokens["patrol SÖ-2150"]
+    assert _api(base, patrol, "/api/tasks?unit=" + urllib.parse.quote("SÖ-2150"))[0] == 200
+    assert _api(base, patrol, "/api/alerts")[0] == 403
+    assert _api(base, patrol, "/api/tasks?unit=" + urllib.parse.quote("SÖ-2140"))[0] == 403
+
+    negotiator = tokens["negotiator"]
+    deadline = time.monotonic() + 60
+    talk = None
+    while talk is None:  # the demo leaves P-7731's talk for a person (streams/demo/actors.py)
+        status, got = _api(base, negotiator, "/api/tasks?role=negotiator")
+        assert status == 200 and isinstance(got, dict)
+        talk = next(
+            (
+                t
+                for t in got["tasks"]
+                if t["kind"] == "motivational_talk"
+                and t.get("state") == "assigned"
+                and t.get("restrained_person") == "P-7731"
+            ),
+            None,
+        )
+        assert talk is not None or time.monotonic() < deadline, got
+        time.sleep(1)
+    body = {"outcome": "held_accepts_help", "consent_to_share": True, "note": "demo"}
+    status, _ = _api(base, negotiator, f"/api/tasks/{talk['task_id']}/done", body)
+    assert status == 202
+    social = tokens["social_services"]
+    deadline = time.monotonic() + 30
+    while True:  # the worker closes the talk and the referral reaches social services
+        status, got = _api(base, social, "/api/tasks?role=social_services")
+        assert status == 200 and isinstance(got, dict)
+        referrals = [
+            t
+            for t in got["tasks"]
+            if t["kind"] == "referral" and t.get("restrained_person") == "P-7731"
+        ]
+        if referrals:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(1)
+    referral = referrals[0]
+    assert talk["task_id"] in referral["chain"]
+    assert referral.get("target") is None and referral.get("alert_id") is None

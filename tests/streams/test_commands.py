@@ -178,6 +178,7 @@ def test_up_runs_the_service_and_an_imported_ban_plus_a_fix_alert(tmp_path: Path
         assert any(x.startswith("console: http://127.0.0.1:") for x in lines), lines
         assert f"metrics: http://127.0.0.1:{ports['METRICS']}/metrics" in lines
         assert any(x.startswith("console token (dispatcher): ") for x in lines)
+        assert not any(x.startswith("console token (patrol") for x in lines), lines  # demo only
         assert time.monotonic() - t0 < 30
 
         bans = tmp_path / "bans.jsonl"
