@@ -63,6 +63,10 @@ class Fleet:
         # unit -> the ids of its tasks that make it busy (`_busy`) or that it has not answered
         # yet (`_asked`: not offered another one meanwhile); task -> the newest seq seen
         self._busy: dict[str, set[str]] = {}
+        # the engine's clock at the record being applied (event time in replay, the wall clock
+        # in the stream): a unit is asked then at the earliest, whatever the alert's event
+        # time (a late incident); None while timers fire (asked at the timer's time)
+        self.now: datetime | None = None
         self._asked: dict[str, set[str]] = {}
         self._task_seq: dict[str, int] = {}
 

@@ -225,6 +225,7 @@ class Engine:
         """Decode and apply records in order. `now` is the reference for future timestamps and,
         without an event clock, the time stamped on dead letters and late-evidence revisions."""
         pol = self.policy
+        self.fleet.now = self._now(now)
         decoded = [
             m.decoded if m.decoded is not None else decode(m.topic, m.key, m.value, now, pol)
             for m in msgs
@@ -274,7 +275,7 @@ class Engine:
 
     def _advance(self, ts: datetime, out: list[Output]) -> None:
         if self.event_clock and (self.clock is None or ts > self.clock):
-            self.clock = ts
+            self.clock = self.fleet.now = ts
             out.extend(self._tick(ts))  # notified with the record's outputs
 
     def _now(self, now: datetime) -> datetime:
@@ -755,6 +756,14 @@ class Engine:
         return out
 
     def _tick(self, now: datetime) -> list[Output]:
+        # a unit asked by a timer (the next after an expiry) is asked at the timer's time
+        asked_at, self.fleet.now = self.fleet.now, None
+        try:
+            return self._fire(now)
+        finally:
+            self.fleet.now = asked_at
+
+    def _fire(self, now: datetime) -> list[Output]:
         out: list[Output] = []
         while self._heap and self._heap[0][0] <= now:
             t, ban_id = heapq.heappop(self._heap)

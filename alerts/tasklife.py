@@ -86,6 +86,8 @@ def offer(
         id_extra="" if n == 1 else f"attempt:{n}",
         attempt=n,
     )
+    if fleet.now is not None and fleet.now > at:
+        t.offered_at = fleet.now  # a unit cannot accept before it is asked
     a.tasks.append(t)
     emit(fleet, t, at, out)
     sync_due(a, policy)
@@ -112,7 +114,7 @@ def sync_due(a: Alert, policy: Policy) -> None:
     due = None
     for t in a.tasks:
         if t.state is TaskState.assigned:
-            d = t.created_at + sla
+            d = t.offer_start + sla
             if due is None or d < due:
                 due = d
     a.offer_due = due
@@ -123,8 +125,8 @@ def expire(policy: Policy, fleet: Fleet, a: Alert, now: datetime, out: list[Outp
     deadline, and the next unit is asked."""
     sla = duration(policy.task_accept_sla_s)
     for t in list(a.tasks):
-        if t.state is TaskState.assigned and t.created_at + sla <= now:
-            at = t.created_at + sla
+        if t.state is TaskState.assigned and t.offer_start + sla <= now:
+            at = t.offer_start + sla
             emit(fleet, t, at, out, TaskState.expired)
             _next(policy, fleet, a, t, at, out)
     sync_due(a, policy)

@@ -119,6 +119,14 @@ class Task:
     updated_at: datetime | None = None
     outcome: str | None = None
     consent_to_share: bool | None = None  # as recorded with a motivational talk's outcome
+    # respond/protect: when the unit was asked (the caller's clock when that is later than the
+    # alert's event time: a late incident, a worker catching up); the acceptance SLA counts
+    # from here. None: from `created_at`.
+    offered_at: datetime | None = None
+
+    @property
+    def offer_start(self) -> datetime:
+        return self.created_at if self.offered_at is None else self.offered_at
 
     @property
     def final(self) -> bool:

@@ -10,8 +10,9 @@ acting at once; the acceptance SLA, 30 s of wall clock, by answering within seco
   scene on arrival and closes with its kind's outcome; the first respond task for the ban of
   `DECLINE_BAN` is declined by its unit (the task moves on to the next nearest unit, and the
   unit stays where it is). A respond or protect task issued for an event older than
-  `STALE_S` is left alone: it is past its acceptance SLA before anyone could answer (the
-  tamper alarm, relayed 45 s late, goes on to the next unit at once);
+  `STALE_S` is left alone (one read again from the log, long answered or expired); the tamper
+  alarm, relayed 45 s late, is answered like any other (its unit has the whole acceptance
+  time from when it is asked);
 - the investigator holds every interview (`held`); the negotiator holds the motivational talk
   of `CONSENTS` (`held_accepts_help`, `consent_to_share: true`): a referral to social services
   follows. Other role tasks (P-7731's talk, referrals, knocks) and the units not listed here
@@ -45,7 +46,7 @@ UNITS = frozenset({"CI-1210", "SÖ-2140", "SM-3310", "SM-3320", "SM-3330"})
 #: The ban whose first respond task is declined (P-8810's, on Södermalm).
 DECLINE_BAN = "KF-2026-0077"
 #: A respond or protect task created this long before it is read is not answered.
-STALE_S = 20.0
+STALE_S = 90.0
 #: How a unit closes its task, by task kind; at the tamper alarm of P-5120's ban nobody is
 #: found (the tag was torn off).
 OUTCOMES = {"respond": "contact_made", "protect": "protected_safe"}

@@ -105,7 +105,7 @@ def test_a_task_that_ends_is_answered_no_further_and_old_ones_not_at_all() -> No
         [
             task("t1", "respond", unit_id="SÖ-2140", target=TARGET),
             task("old", "respond", unit_id="SÖ-2140", created_at="2020-01-01T00:00:00Z"),
-            task("stale", "respond", unit_id="CI-1210", created_at=ago(45)),  # past its SLA
+            task("stale", "respond", unit_id="CI-1210", created_at=ago(120)),  # read again
             task("t2", "respond", unit_id="CI-1210", target=TARGET, seq=2, state="accepted"),
         ],
         [task("t1", "respond", unit_id="SÖ-2140", seq=2, state="cancelled")],

@@ -805,3 +805,68 @@ def test_an_unmatched_sos_keeps_its_own_tasks_and_deadlines() -> None:
             assert "no unit accepted the respond task" in said["reason"]
             said_so += 1
     assert said_so >= 1
+
+
+def _late_incident(desk: Desk, at: datetime) -> None:
+    lat, lon = direct(*HOME, 180.0, 100.0)
+    value = {
+        "incident_id": "I-LATE",
+        "ts": at.isoformat(),
+        "kind": "reported_contact",
+        "ban_id": BAN_IDS[0],
+        "person_id": None,
+        "lat": lat,
+        "lon": lon,
+        "source": "112",
+        "note": None,
+    }
+    desk.send("incidents", "I-LATE", value)
+
+
+def test_a_late_incidents_unit_gets_the_whole_acceptance_time() -> None:
+    """The acceptance SLA counts from when the unit is asked: an incident that reaches the
+    engine 45 s after its own time (a slow 112 hand-over, a worker catching up) does not
+    expire its respond task at once (event time: the clock the log has reached)."""
+    desk = Desk()
+    desk.now = T0 + timedelta(seconds=60)
+    desk.patrols()  # the log's clock is at T0 + 60 s
+    _late_incident(desk, T0 + timedelta(seconds=15))
+    first = _latest(desk, "respond")
+    assert first["state"] == "assigned" and first["created_at"] == "2026-11-22T12:00:15Z"
+    desk.now = T0 + timedelta(seconds=60) + SLA - timedelta(seconds=1)
+    desk.patrols()
+    assert [t["state"] for t in desk.tasks if t["task_id"] == first["task_id"]] == ["assigned"]
+    desk.now += timedelta(seconds=2)
+    desk.patrols()
+    expired = [t for t in desk.tasks if t["task_id"] == first["task_id"]][-1]
+    assert expired["state"] == "expired"
+    assert expired["updated_at"] == "2026-11-22T12:01:30Z"  # 30 s after it was asked
+
+
+def test_a_late_incident_on_the_wall_clock_gets_the_whole_acceptance_time() -> None:
+    """The same in the stream (no event clock: timers on the worker's wall clock)."""
+    engine = Engine(POLICY)
+    desk = Desk()
+    engine.registry, engine.fleet = desk.engine.registry, desk.engine.fleet
+    desk.engine = engine
+    wall = T0 + timedelta(seconds=60)
+    lat, lon = direct(*HOME, 180.0, 100.0)
+    incident = {
+        "incident_id": "I-LATE",
+        "ts": (T0 + timedelta(seconds=15)).isoformat(),
+        "kind": "reported_contact",
+        "ban_id": BAN_IDS[0],
+        "person_id": None,
+        "lat": lat,
+        "lon": lon,
+        "source": "112",
+        "note": None,
+    }
+    out = engine.handle(Incoming("incidents", "I-LATE", encode(incident)), wall).outputs
+    tasks = [v for t, _, v in out if t == TASKS and v is not None and v["kind"] == "respond"]
+    assert [t["state"] for t in tasks] == ["assigned"]
+    soon = engine.tick(wall + SLA - timedelta(seconds=1))
+    assert not [v for t, _, v in soon if t == TASKS]
+    later = engine.tick(wall + SLA + timedelta(seconds=1))
+    states = [(v["task_id"], v["state"]) for t, _, v in later if t == TASKS and v is not None]
+    assert (tasks[0]["task_id"], "expired") in states
