@@ -44,6 +44,12 @@ _Query = tuple[float, float, datetime, float, frozenset[str], bool]
 
 #: Task states that make a unit busy: never recommended nor tasked (alerts/taskmodel.py ACTIVE).
 _ACTIVE = frozenset({"accepted", "en_route", "on_scene"})
+_ENDED = frozenset({"done", "declined", "expired", "cancelled"})
+#: How many ended tasks keep their newest seq (so that a repeated older revision of them is
+#: ignored); beyond it the oldest are forgotten: `patrol-tasks` is keyed by unit, so a task's
+#: revisions arrive in order and its end state last, and a forgotten one read again from the
+#: log ends where it ended.
+ENDED_TASKS_KEPT = 50_000
 
 
 class Fleet:
@@ -69,6 +75,7 @@ class Fleet:
         self.now: datetime | None = None
         self._asked: dict[str, set[str]] = {}
         self._task_seq: dict[str, int] = {}
+        self._ended: dict[str, None] = {}  # ended task ids, oldest first (bounded)
 
     def __len__(self) -> int:
         return len(self._units)
@@ -119,6 +126,12 @@ class Fleet:
         if held is not None and seq <= held and not adopted:
             return
         self._task_seq[tid] = seq
+        if state in _ENDED:
+            self._ended[tid] = None
+            if len(self._ended) > ENDED_TASKS_KEPT:
+                oldest = next(iter(self._ended))
+                del self._ended[oldest]
+                self._task_seq.pop(oldest, None)
         self._last = None
         for by_unit, on in ((self._busy, state in _ACTIVE), (self._asked, state == "assigned")):
             tasks = by_unit.get(unit)

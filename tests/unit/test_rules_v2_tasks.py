@@ -870,3 +870,18 @@ def test_a_late_incident_on_the_wall_clock_gets_the_whole_acceptance_time() -> N
     later = engine.tick(wall + SLA + timedelta(seconds=1))
     states = [(v["task_id"], v["state"]) for t, _, v in later if t == TASKS and v is not None]
     assert (tasks[0]["task_id"], "expired") in states
+
+
+def test_the_fleet_forgets_the_oldest_ended_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The busy-unit book stays bounded on a long-running worker: only the newest ended
+    tasks keep their seq; a live task is never forgotten."""
+    import alerts.assignment as assignment
+
+    monkeypatch.setattr(assignment, "ENDED_TASKS_KEPT", 10)
+    fleet = assignment.Fleet()
+    fleet.note_task({"task_id": "live", "seq": 2, "unit_id": "U-0", "state": "accepted"})
+    for i in range(100):
+        fleet.note_task({"task_id": f"t{i}", "seq": 1, "unit_id": "U-1", "state": "assigned"})
+        fleet.note_task({"task_id": f"t{i}", "seq": 2, "unit_id": "U-1", "state": "done"})
+    assert len(fleet._task_seq) == 11 and "live" in fleet._task_seq
+    assert fleet.busy("U-0") and not fleet.busy("U-1") and not fleet.asked("U-1")
