@@ -5,12 +5,13 @@ as event time advances); the stream worker calls `handle_batch` with the wall cl
 on a timer. Fixes are evaluated in batches: every (fix, zone of the person's bans) pair is
 measured in one vectorised pass, then the per-ban state machines run in record order.
 
-(About 750 lines, on purpose: this is where records meet the per-ban states, and the one
+(About 800 lines, on purpose: this is where records meet the per-ban states, and the one
 timer heap, the alert and task owners and the `touched` sets it keeps must change together on
-every path: input, incidents, task updates, timers, end of life, the stream's hand-over. What
-a record concerns is decided in alerts/routing.py, what a ban decides in alerts/fixpath.py,
-alerts/detectors/, alerts/lifecycle.py and alerts/timers.py, what a task update does in
-alerts/tasklife.py and alerts/outreach.py.)
+every path: input, incidents, task updates, timers, end of life, the protected persons'
+warnings, the stream's hand-over. What a record concerns is decided in alerts/routing.py, what
+a ban decides in alerts/fixpath.py, alerts/detectors/, alerts/lifecycle.py and
+alerts/timers.py, what a task update does in alerts/tasklife.py and alerts/outreach.py, which
+warning an alert revision gives in alerts/notifications.py.)
 """
 
 from __future__ import annotations
