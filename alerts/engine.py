@@ -63,7 +63,7 @@ from geofence.decoding import (
     Rejected,
     Tombstone,
     decode,
-    without_note,
+    redacted_task_update,
 )
 from geofence.evaluation import duration
 from geofence.records import (
@@ -130,9 +130,9 @@ UNKNOWN_ALERT_DEAD_LETTER_BYTES = 4096
 
 def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -> Output:
     raw = msg.value or b""
-    redacted = msg.topic == TASK_UPDATES and without_note(raw)
-    if redacted:
-        raw = redacted
+    redacted: str | None = None
+    if msg.topic == TASK_UPDATES and raw:
+        raw, redacted = redacted_task_update(raw)
     key = msg.key
     value: Value = {
         "source_topic": msg.topic,
@@ -159,8 +159,8 @@ def dead_letter(msg: Incoming, rej: Rejected, at: datetime | None, limit: int) -
     else:
         value["raw"] = base64.b64encode(kept).decode("ascii")
         value["raw_encoding"] = "base64"
-    if redacted:
-        value["raw_redacted"] = "note"
+    if redacted is not None:
+        value["raw_redacted"] = redacted
     return (DEAD_LETTERS, key, value)
 
 

@@ -158,6 +158,23 @@ def decode(
     return record
 
 
+def redacted_task_update(raw: bytes) -> tuple[bytes, str | None]:
+    """What a dead letter of a task update may keep of `raw`, and what was taken out: the
+    record without its `note` ("note"), the record as it is when it is a JSON object without
+    one (None), or nothing at all when it is no JSON object ("unparseable": a note may be
+    anywhere in bytes that cannot be parsed, so none of them are kept)."""
+    try:
+        v = json.loads(raw)
+    except (ValueError, RecursionError):
+        return b"", "unparseable"
+    if not isinstance(v, dict):
+        return b"", "unparseable"
+    if "note" not in v:
+        return raw, None
+    v.pop("note")
+    return json.dumps(v, ensure_ascii=False).encode("utf-8"), "note"
+
+
 def without_note(raw: bytes) -> bytes:
     """A task update's bytes without its free-text `note` (contract v2: stored, never
     forwarded, so not in a dead letter either), or b"" when there is no note to take out. A

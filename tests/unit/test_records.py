@@ -7,7 +7,7 @@ Every input topic accepts its contract example; every way a record can be wrong 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -668,3 +668,29 @@ def test_a_task_updates_note_never_reaches_its_dead_letter() -> None:
     assert json.loads(without_note(raw)) == _without(task_update(), "note")
     assert without_note(encode(_without(task_update(), "note"))) == b""
     assert without_note(b"not json") == b""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"task_id": "t-1", "note": "victim hides at sister\'s flat, Storgatan 5",}',  # JSON
+        b'{"task_id": "t-1", "note": "victim hides at sister\'s flat, Storgatan 5 \xff"}',  # UTF-8
+        b'["t-1", "victim hides at sister\'s flat, Storgatan 5"]',  # no object
+    ],
+)
+def test_an_unparseable_task_update_keeps_nothing_in_its_dead_letter(raw: bytes) -> None:
+    """A note may be anywhere in bytes that cannot be parsed: its dead letter keeps none of
+    them (in clear or in base64), and says why."""
+    import base64
+
+    from alerts.engine import Engine, Incoming
+    from config.policy import load_policy
+
+    engine = Engine(load_policy(), event_clock=True)
+    [(topic, _key, value)] = engine.handle(
+        Incoming(TASK_UPDATES, "t-1", raw), datetime(2026, 12, 1, tzinfo=UTC)
+    ).outputs
+    assert topic == "dead-letters" and value is not None
+    assert value["raw"] == "" and value["raw_redacted"] == "unparseable"
+    shown = json.dumps(value) + base64.b64decode(value["raw"]).decode("latin-1")
+    assert "Storgatan" not in shown and "sister" not in shown
