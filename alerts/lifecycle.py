@@ -17,7 +17,7 @@ from datetime import datetime
 from alerts import tasklife
 from alerts.assignment import Fleet
 from alerts.banstate import BanState, Ctx
-from alerts.model import ALERTS, Alert, Kind, Output, State, rfc3339, stable_id
+from alerts.model import ALERTS, POSITION_LOST, Alert, Kind, Output, State, rfc3339, stable_id
 from alerts.outreach import OutreachBook
 from alerts.tasks import FOLLOW_UP_KINDS, emit
 from config.policy import Policy
@@ -216,7 +216,7 @@ def position_lost(st: BanState, ctx: Ctx, key: str, at: datetime) -> None:
         return
     a = st.alerts[aid]
     a.episode = "ended"
-    a.reason = "protected person's position lost"
+    a.reason = POSITION_LOST
     ctx.out.append((ALERTS, aid, a.revision(at)))
 
 

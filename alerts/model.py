@@ -20,6 +20,9 @@ from config.topics import DEAD_LETTERS as DEAD_LETTERS
 from config.topics import PATROL_TASKS
 
 CONTRACT_VERSION = 2
+#: The reason of a proximity or approach episode ended because the protected person's own
+#: device stopped reporting (rule 7): the danger has not ended, only her position is unknown.
+POSITION_LOST = "protected person's position lost"
 
 Value = dict[str, Any]
 Output = tuple[str, str | None, Value | None]  # (topic, key, value)

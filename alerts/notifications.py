@@ -25,7 +25,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
-from alerts.model import CONTRACT_VERSION, Kind, Output, State, Value, stable_id
+from alerts.model import (
+    CONTRACT_VERSION,
+    POSITION_LOST,
+    Kind,
+    Output,
+    State,
+    Value,
+    stable_id,
+)
 from config.topics import PROTECTED_NOTIFICATIONS
 
 NOTIFICATION_KEYS = frozenset(
@@ -104,7 +112,13 @@ def derive(
     if code is None:
         return []
     out: list[Output] = []
-    ended = revision.get("episode") == "ended" or revision["state"] == State.resolved.value
+    # an episode that ended because her own device stopped reporting is no all-clear: the
+    # restrained person may still be there; it comes when the alert is resolved
+    over = revision.get("episode") == "ended"
+    lost = over and POSITION_LOST in str(revision.get("reason") or "")
+    ended = revision["state"] == State.resolved.value or (over and not lost)
+    if lost and not ended:
+        return []
     if ended:
         warned = sorted(
             {p for level, p in _entries(sent) if level in (Level.warning, Level.danger)}

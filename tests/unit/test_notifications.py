@@ -75,6 +75,13 @@ def _ended(r: dict[str, Any]) -> bool:
     return bool(r["episode"] == "ended" or r["state"] == "resolved")
 
 
+def _clears(r: dict[str, Any]) -> bool:
+    """An all-clear: the alert resolved, or its episode ended other than by her own device
+    going silent (then the restrained person may still be there)."""
+    lost = "protected person's position lost" in (r.get("reason") or "")
+    return bool(r["state"] == "resolved" or (r["episode"] == "ended" and not lost))
+
+
 def expected(name: str) -> set[tuple[str, str, str, str, str]]:
     """(person, alert, level, code, ts) the contract calls for, from the alert revisions."""
     protected, callers = _protected(name), _callers(name)
@@ -98,7 +105,7 @@ def expected(name: str) -> set[tuple[str, str, str, str, str]]:
         if not live:
             continue
         warned = live[0]
-        clear = [r for r in revs if r["seq"] > warned["seq"] and _ended(r)]
+        clear = [r for r in revs if r["seq"] > warned["seq"] and _clears(r)]
         for p in persons:
             want.add((p, first["alert_id"], level, code, warned["updated_at"]))
             if clear:
