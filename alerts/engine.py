@@ -740,6 +740,8 @@ class Engine:
             heapq.heappush(self._heap, (due, key))
 
     def _act(self, a: Alert, act: AlertAction) -> list[Output]:
+        if act.action == "acknowledge" and a.state is not State.resolved:
+            tasklife.recommend(self.policy, self.fleet, a, act.ts)  # busy units never listed
         revision = a.act(act.action, act.by, act.ts)
         if revision is None:
             return []
@@ -816,6 +818,7 @@ class Engine:
             and a.state in (State.open, State.updated)
             and a.p1_since + duration(self.policy.ack_sla_s) <= t
         ):
+            tasklife.recommend(self.policy, self.fleet, a, t)  # busy units never listed
             out.append((ALERTS, alert_id, a.revision(t, State.escalated)))
             dispatch(self.policy, self.fleet, a, t, out)  # a respond still owed goes now
         self._schedule_unmatched(a)

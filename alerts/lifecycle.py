@@ -47,6 +47,8 @@ def priority(kind: Kind, conf: Confidence) -> int:
 
 def apply_action(st: BanState, ctx: Ctx, act: AlertAction) -> None:
     a = st.alerts[act.alert_id]
+    if act.action == "acknowledge" and a.state is not State.resolved:
+        tasklife.recommend(ctx.policy, ctx.fleet, a, act.ts)  # busy units never listed
     revision = a.act(act.action, act.by, act.ts)
     if revision is None:
         return

@@ -95,6 +95,7 @@ def tick(st: BanState, ctx: Ctx, now: datetime) -> None:
         t, order, ref = due[0]
         if order == 0:
             a = st.alerts[ref]
+            tasklife.recommend(ctx.policy, ctx.fleet, a, t)  # busy units never listed
             ctx.out.append((ALERTS, a.alert_id, a.revision(t, State.escalated)))
             dispatch(ctx.policy, ctx.fleet, a, t, ctx.out, ctx.book)
         elif order == 1:

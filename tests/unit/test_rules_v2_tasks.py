@@ -885,3 +885,36 @@ def test_the_fleet_forgets_the_oldest_ended_tasks(monkeypatch: pytest.MonkeyPatc
         fleet.note_task({"task_id": f"t{i}", "seq": 2, "unit_id": "U-1", "state": "done"})
     assert len(fleet._task_seq) == 11 and "live" in fleet._task_seq
     assert fleet.busy("U-0") and not fleet.busy("U-1") and not fleet.asked("U-1")
+
+
+def test_escalated_and_acknowledged_revisions_never_recommend_a_busy_unit() -> None:
+    """A unit that accepted another alert's respond task is busy: the escalation of an
+    alert left unacknowledged (and an acknowledgement) lists the units free by then."""
+    desk = Desk()
+    desk.breach("P-900")
+    desk.breach("P-901")
+    alerts = {v["alert_id"]: v["ban_id"] for v in desk.tasks if v["kind"] == "respond"}
+    assert sorted(alerts.values()) == BAN_IDS
+    second = next(t for t in desk.tasks if t["kind"] == "respond" and t["ban_id"] == BAN_IDS[1])
+    desk.now += timedelta(seconds=5)
+    assert _update(desk, second, "accept").reason is None
+    busy = second["unit_id"]
+    first_alert = next(a for a, b in alerts.items() if b == BAN_IDS[0])
+    revisions: list[dict[str, Any]] = []
+    for seconds in (40, 65, 70):  # the first alert escalates at 60 s (ack_sla_s)
+        desk.now = T0 + timedelta(seconds=seconds)
+        unit = UNITS[-1]
+        lat, lon = direct(*HOME, 90.0, 3000.0)
+        position = {"unit_id": unit, "ts": desk.now.isoformat(), "lat": lat, "lon": lon,
+                    "status": "available", "capabilities": ["patrol"]}  # fmt: skip
+        r = desk.send(PATROL_POSITIONS, unit, position)
+        revisions += [v for t, k, v in r.outputs if t == "alerts" and k == first_alert]
+    escalated = [v for v in revisions if v["state"] == "escalated"]
+    assert escalated, revisions
+    assert busy not in [u["unit_id"] for u in escalated[0]["recommended_units"]]
+    ack = {"alert_id": first_alert, "action": "acknowledge", "by": "op-1",
+           "ts": desk.now.isoformat(), "note": None}  # fmt: skip
+    r = desk.send("alert-acks", first_alert, ack)
+    [acked] = [v for t, k, v in r.outputs if t == "alerts" and k == first_alert]
+    assert acked["state"] == "acknowledged"
+    assert busy not in [u["unit_id"] for u in acked["recommended_units"]]
