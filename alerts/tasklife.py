@@ -96,13 +96,16 @@ def offer(
 
 def reoffer(policy: Policy, fleet: Fleet, a: Alert, at: datetime, out: list[Output]) -> None:
     """Offers still owed: a kind whose last task was declined or expired while no unit was
-    free, and fewer than `MAX_UNITS` were asked."""
+    free, and fewer than `MAX_UNITS` were asked; and the `protect` task of an alert whose
+    respond went out when no second unit was free (the protected person's position known)."""
     if not a.tasks or not a.is_live:
         return
     for kind in _UNIT_KINDS:
         mine = _of(a, kind)
         if mine and len(mine) < MAX_UNITS and mine[-1].state in _UNANSWERED:
             offer(policy, fleet, a, kind, at, out)
+        elif not mine and kind == "protect" and _of(a, "respond"):
+            offer(policy, fleet, a, kind, at, out)  # None while no unit is free
 
 
 _UNANSWERED = frozenset({TaskState.declined, TaskState.expired})

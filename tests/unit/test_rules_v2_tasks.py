@@ -918,3 +918,44 @@ def test_escalated_and_acknowledged_revisions_never_recommend_a_busy_unit() -> N
     [acked] = [v for t, k, v in r.outputs if t == "alerts" and k == first_alert]
     assert acked["state"] == "acknowledged"
     assert busy not in [u["unit_id"] for u in acked["recommended_units"]]
+
+
+def test_a_protect_task_owed_for_want_of_a_unit_goes_when_one_is_free() -> None:
+    """A proximity breach's respond takes the only free unit; the protect task is owed and
+    goes with the alert's next revision once a second unit reports free (review's case)."""
+    engine = Engine(POLICY, event_clock=True)
+    now = datetime(2026, 12, 30, tzinfo=UTC)
+    ban = {
+        "ban_id": "KF-1", "version": 1, "kind": "extended", "status": "active",
+        "restrained_person": "P-1", "protected_persons": ["P-9"],
+        "valid_from": "2026-11-01T00:00:00Z", "valid_until": "2027-05-01T00:00:00Z",
+        "electronic_monitoring": True, "proximity_m": 500,
+        "zones": {"type": "FeatureCollection", "features": []},
+    }  # fmt: skip
+    engine.handle(Incoming(BANS, None, encode(ban)), now)
+
+    def unit(u: str, ts: str, lat: float, lon: float) -> tuple[str, str, dict[str, Any]]:
+        value = {"unit_id": u, "ts": ts, "lat": lat, "lon": lon, "status": "available",
+                 "capabilities": ["patrol"]}  # fmt: skip
+        return (PATROL_POSITIONS, u, value)
+
+    def fix(person: str, device: str, ts: str, lat: float, lon: float, source: str) -> Any:
+        value = {"person_id": person, "device_id": device, "ts": ts, "lat": lat, "lon": lon,
+                 "accuracy_m": 8.0, "source": source}  # fmt: skip
+        return (POSITIONS, person, value)
+
+    tasks: list[dict[str, Any]] = []
+    for topic, key, value in [
+        unit("U1", "2026-11-22T10:00:00Z", 59.362, 18.003),
+        fix("P-9", "VD-9", "2026-11-22T10:00:05Z", 59.36, 18.0, "victim_device"),
+        fix("P-1", "PH-P-1", "2026-11-22T10:00:10Z", 59.3605, 18.0005, "phone"),
+        unit("U2", "2026-11-22T10:00:12Z", 59.361, 18.001),
+        fix("P-9", "VD-9", "2026-11-22T10:00:20Z", 59.36, 18.0, "victim_device"),
+        fix("P-1", "PH-P-1", "2026-11-22T10:00:25Z", 59.3605, 18.0005, "phone"),
+    ]:
+        out = engine.handle(Incoming(topic, key, encode(value)), now).outputs
+        tasks += [v for t, _, v in out if t == TASKS and v is not None]
+    assert [(t["kind"], t["unit_id"]) for t in tasks if t["seq"] == 1 and t["unit_id"]] == [
+        ("respond", "U1"),
+        ("protect", "U2"),
+    ]
