@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from alerts.assignment import Fleet
 from alerts.model import Alert, Output, rfc3339, stable_id
-from alerts.taskmodel import ACTION_STATE, Task, TaskState, check
+from alerts.taskmodel import ACTION_STATE, Task, TaskState, answer_time, check
 from alerts.tasks import emit, role_instructions
 from config.policy import Policy
 from geofence.records import TaskUpdate
@@ -139,14 +139,18 @@ class OutreachBook:
         why = check(t.kind, t.state, upd.action.value, upd.outcome, declinable=False)
         if why is not None:
             return why
+        at, why = answer_time(t, upd.ts, policy.max_future_skew_s)
+        if why is not None:
+            return why
+        t.answered_at = at
         target = ACTION_STATE[upd.action.value]
         if target is TaskState.done:
             t.outcome = upd.outcome
             if t.kind == "motivational_talk":
                 t.consent_to_share = upd.consent_to_share
-        emit(fleet, t, upd.ts, out, target)
+        emit(fleet, t, at, out, target)
         if target is TaskState.done and o.open and t.task_id == o.current:
-            self._follow(policy, fleet, o, t, upd.ts, out)
+            self._follow(policy, fleet, o, t, at, out)
         return None
 
     def _follow(

@@ -90,6 +90,20 @@ def check(
     return None if outcome is None else "outcome: only with done"
 
 
+def answer_time(t: Task, ts: datetime, skew_s: float) -> tuple[datetime, str | None]:
+    """When an update dated `ts` is taken to have happened, or why it is out of order: dated
+    more than `skew_s` (clocks of consoles and car terminals differ) before the task was
+    created or before the update applied before it. Within the skew it is stamped at that
+    earlier time, so a task's and its alert's times never run backwards."""
+    floor = t.created_at if t.answered_at is None else t.answered_at
+    if (floor - ts).total_seconds() > skew_s:
+        before = "its creation" if t.answered_at is None else "the update applied before it"
+        return floor, (
+            f"ts: {ts.isoformat()} is before {before} ({floor.isoformat()}): out of order"
+        )
+    return max(ts, floor), None
+
+
 @dataclass(slots=True)
 class Task:
     """Mutable state of one task; `seq` counts its published revisions (the first is 1).
@@ -123,6 +137,8 @@ class Task:
     # alert's event time: a late incident, a worker catching up); the acceptance SLA counts
     # from here. None: from `created_at`.
     offered_at: datetime | None = None
+    # the time of the last TaskUpdate applied (as `answer_time` stamped it)
+    answered_at: datetime | None = None
 
     @property
     def offer_start(self) -> datetime:

@@ -959,3 +959,28 @@ def test_a_protect_task_owed_for_want_of_a_unit_goes_when_one_is_free() -> None:
         ("respond", "U1"),
         ("protect", "U2"),
     ]
+
+
+def test_updates_dated_out_of_order_are_refused_and_times_never_run_backwards() -> None:
+    """An update dated more than `max_future_skew_s` before its task's creation or before
+    the update applied before it is `invalid_transition` (out of order); within that skew it
+    is stamped at the earlier time, so the alert's response never runs backwards."""
+    desk = Desk()
+    desk.breach("P-900")
+    respond = _latest(desk, "respond")
+    skew = timedelta(seconds=POLICY.max_future_skew_s)
+    desk.now = T0 - timedelta(hours=1)
+    early = _update(desk, respond, "accept")
+    assert early.reason is not None and early.reason.value == "invalid_transition"
+    desk.now = T0 + timedelta(seconds=25)
+    assert _update(desk, respond, "accept").reason is None
+    desk.now = T0 + timedelta(seconds=25) - skew - timedelta(seconds=1)
+    late = _update(desk, respond, "on_scene")
+    assert late.reason is not None and late.reason.value == "invalid_transition"
+    desk.now = T0 + timedelta(seconds=15)  # a car terminal's clock 10 s behind the console's
+    r = _update(desk, respond, "on_scene")
+    assert r.reason is None
+    [alert] = [v for t, _, v in r.outputs if t == "alerts"]
+    response = alert["response"]
+    assert response["accepted_at"] == response["on_scene_at"] == "2026-11-22T12:00:25Z"
+    assert _latest(desk, "respond")["updated_at"] == "2026-11-22T12:00:25Z"
