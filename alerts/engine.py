@@ -350,7 +350,9 @@ class Engine:
         if home is not None and home.startswith(_PERSON):
             person = home[1:]
             if self.book.task(person, d.task_id) is None:
-                return self._task_rejected(msg, d, now, out, None)
+                ended = self.book.ended_state(person, d.task_id)
+                why = None if ended is None else f"task is {ended}: no update after an end state"
+                return self._task_rejected(msg, d, now, out, why)
             why = self.book.update(self.policy, self.fleet, person, d, out)
             return (
                 self._task_rejected(msg, d, now, out, why) if why else Result(Outcome.accepted, out)

@@ -65,6 +65,13 @@ class Outreach:
     # what the last violation counted was: its incident, or the time of the fix; one
     # incident or fix that violates two of the person's bans (an alert per ban) is one act
     last_act: str | None = None
+    # tasks of closed chains dropped from `tasks`: task id -> its end state, the newest
+    # `ENDED_KEPT`, so that a late update to one is `invalid_transition`, not `unknown_task`
+    ended: dict[str, str] = field(default_factory=dict)
+
+
+#: How many ended tasks of closed chains a person's state remembers (see `Outreach.ended`).
+ENDED_KEPT = 32
 
 
 class OutreachBook:
@@ -104,6 +111,11 @@ class OutreachBook:
         o.last_act = act
         if not o.open:
             # what the closed chain left is history (the record store keeps it)
+            for k, done in o.tasks.items():
+                if done.final:
+                    o.ended[k] = done.state.value
+            while len(o.ended) > ENDED_KEPT:
+                del o.ended[next(iter(o.ended))]
             o.tasks = {k: t for k, t in o.tasks.items() if not t.final}
             o.open, o.opened_by, o.ban_id = True, a.alert_id, a.ban_id
             o.priority, o.violations, o.links = a.priority, 1, []
@@ -126,6 +138,11 @@ class OutreachBook:
     def task(self, person: str, task_id: str) -> Task | None:
         o = self.people.get(person)
         return None if o is None else o.tasks.get(task_id)
+
+    def ended_state(self, person: str, task_id: str) -> str | None:
+        """The end state of a task of one of `person`'s closed chains, if remembered."""
+        o = self.people.get(person)
+        return None if o is None else o.ended.get(task_id)
 
     def update(
         self, policy: Policy, fleet: Fleet, person: str, upd: TaskUpdate, out: list[Output]

@@ -984,3 +984,26 @@ def test_updates_dated_out_of_order_are_refused_and_times_never_run_backwards() 
     response = alert["response"]
     assert response["accepted_at"] == response["on_scene_at"] == "2026-11-22T12:00:25Z"
     assert _latest(desk, "respond")["updated_at"] == "2026-11-22T12:00:25Z"
+
+
+def test_an_update_to_a_closed_chains_task_stays_invalid_after_a_new_chain_opens() -> None:
+    """A closed chain's tasks leave the person's state when the next chain opens; a late
+    update to one of them is still `invalid_transition` (it ended), not `unknown_task`."""
+    desk = Desk()
+    desk.breach("P-900")
+    first = _latest(desk, "interview")
+    desk.now = T0 + timedelta(hours=1)
+    assert _update(desk, first, "done", outcome="refused").reason is None  # chain closed
+    desk.now = T0 + timedelta(hours=2)
+    lat, lon = direct(*HOME, 180.0, 100.0)
+    incident = {"incident_id": "I-2", "ts": desk.now.isoformat(), "kind": "reported_contact",
+                "ban_id": BAN_IDS[0], "person_id": None, "lat": lat, "lon": lon,
+                "source": "112", "note": None}  # fmt: skip
+    desk.send("incidents", "I-2", incident)
+    second = _latest(desk, "interview")
+    assert second["task_id"] != first["task_id"]
+    desk.now = T0 + timedelta(hours=3)
+    again = _update(desk, first, "done", outcome="held")
+    assert again.reason is not None and again.reason.value == "invalid_transition"
+    unknown = _update(desk, {**first, "task_id": "no-such-task"}, "done", outcome="held")
+    assert unknown.reason is not None and unknown.reason.value == "unknown_task"
