@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from alerts.assignment import Fleet
 from alerts.model import Alert, Output, rfc3339, stable_id
-from alerts.taskmodel import ACTION_STATE, Task, TaskState, answer_time, check
+from alerts.taskmodel import ACTION_STATE, Task, TaskState, answer
 from alerts.tasks import emit, role_instructions
 from config.policy import Policy
 from geofence.records import TaskUpdate
@@ -153,13 +153,10 @@ class OutreachBook:
         t = o.tasks[upd.task_id]
         if upd.role != t.role:
             return f"role: the task is for role {t.role}"
-        why = check(t.kind, t.state, upd.action.value, upd.outcome, declinable=False)
+        skew = policy.max_future_skew_s
+        at, why = answer(t, upd.action.value, upd.outcome, upd.ts, skew, declinable=False)
         if why is not None:
             return why
-        at, why = answer_time(t, upd.ts, policy.max_future_skew_s)
-        if why is not None:
-            return why
-        t.answered_at = at
         target = ACTION_STATE[upd.action.value]
         if target is TaskState.done:
             t.outcome = upd.outcome

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from alerts.assignment import Fleet
 from alerts.model import ALERTS, Alert, Output, State, rfc3339
-from alerts.taskmodel import ACTION_STATE, RANK, Task, TaskState, answer_time, check
+from alerts.taskmodel import ACTION_STATE, RANK, Task, TaskState, answer
 from alerts.tasks import emit, new_task
 from config.policy import Policy
 from geofence.evaluation import duration
@@ -168,13 +168,9 @@ def update(
     None once applied. Any move forward from `assigned` other than a decline is acceptance."""
     if upd.role != "patrol" or upd.by != t.unit_id:
         return f"by/role: the task is for patrol unit {t.unit_id}"
-    why = check(t.kind, t.state, upd.action.value, upd.outcome, declinable=True)
+    at, why = answer(t, upd.action.value, upd.outcome, upd.ts, policy.max_future_skew_s, True)
     if why is not None:
         return why
-    at, why = answer_time(t, upd.ts, policy.max_future_skew_s)
-    if why is not None:
-        return why
-    t.answered_at = at
     target = ACTION_STATE[upd.action.value]
     was = t.state
     if target is TaskState.done:

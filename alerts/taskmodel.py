@@ -104,6 +104,20 @@ def answer_time(t: Task, ts: datetime, skew_s: float) -> tuple[datetime, str | N
     return max(ts, floor), None
 
 
+def answer(
+    t: Task, action: str, outcome: str | None, ts: datetime, skew_s: float, declinable: bool
+) -> tuple[datetime, str | None]:
+    """Check an update (`check`, then `answer_time`) and, when it is allowed, note when it
+    was answered: (the time to stamp it with, None), or (_, why it is `invalid_transition`)."""
+    why = check(t.kind, t.state, action, outcome, declinable)
+    if why is not None:
+        return ts, why
+    at, why = answer_time(t, ts, skew_s)
+    if why is None:
+        t.answered_at = at
+    return at, why
+
+
 @dataclass(slots=True)
 class Task:
     """Mutable state of one task; `seq` counts its published revisions (the first is 1).
