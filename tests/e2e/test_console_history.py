@@ -5,18 +5,16 @@ process over a real SQLite record store written the way the sink writes it; what
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from streams.console.app import make_app
 from streams.store.queries import Records
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.served import Served
 from tests.streams.consolekit import (
     AUDITOR,
     DISPATCHER,
@@ -56,35 +54,13 @@ def _audits() -> list[dict[str, Any]]:
     ]
 
 
-class Console:
+class Console(Served):
     def __init__(self, records: Records) -> None:
         self.published = Recorder()
         store = filled_store()
         store.restore_alert(alert("r9", kind="sos", priority=2, opened_s=-7200))
         self.app = make_app(store, self.published, TOKENS, records=records)
-        self.loop = asyncio.new_event_loop()
-        self.url = ""
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            runner = web.AppRunner(self.app)
-            self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self.loop.run_until_complete(site.start())
-            server: Any = site._server
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        started.wait(10)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        Served.__init__(self, self.app)
 
 
 @pytest.fixture

@@ -4,53 +4,25 @@ stream at a moment of its choosing."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from streams.console.app import drop_streams, make_app
 from streams.console.store import Store
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.served import Served
 from tests.streams.consolekit import DISPATCHER, TOKENS, Recorder, alert, filled_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
-class Console:
+class Console(Served):
     def __init__(self) -> None:
         self.store: Store = filled_store()
         self.app = make_app(self.store, Recorder(), TOKENS)
-        self.loop = asyncio.new_event_loop()
-        self.url = ""
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            runner = web.AppRunner(self.app)
-            self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self.loop.run_until_complete(site.start())
-            server: Any = site._server
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-            self.runner = runner
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        started.wait(10)
-
-    def call(self, fn: Any, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        Served.__init__(self, self.app)
 
 
 @pytest.fixture

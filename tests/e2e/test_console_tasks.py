@@ -11,18 +11,17 @@ not the page's own guess."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from streams.console.app import make_app
 from streams.console.lifecycle import TARGET
 from streams.console.store import Store
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.served import Served
 from tests.streams.consolekit import (
     DISPATCHER,
     NEGOTIATOR,
@@ -82,37 +81,15 @@ def _store() -> Store:
     return store
 
 
-class Console:
+class Console(Served):
     def __init__(self) -> None:
         self.store = _store()
         self.published = Worker(store=self.store)
         self.app = make_app(self.store, self.published, TOKENS)
-        self.loop = asyncio.new_event_loop()
-        self.url = ""
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            runner = web.AppRunner(self.app)
-            self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self.loop.run_until_complete(site.start())
-            server: Any = site._server
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        started.wait(10)
+        Served.__init__(self, self.app)
 
     def updates(self) -> list[dict[str, Any]]:
         return [v for _, v in self.published.on("task-updates")]
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ it, the page asks nothing of the tile server (or of any host but the console).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import struct
 import threading
@@ -17,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
 
 from config.settings import MapTiles
 from streams.console.app import make_app
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.served import Served
 from tests.streams.consolekit import DISPATCHER, TOKENS, Recorder, filled_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -79,34 +78,12 @@ class TileServer:
         self.server.server_close()
 
 
-class Console:
+class Console(Served):
     """The console app (its in-memory store, filled) served from a thread of this process."""
 
     def __init__(self, tiles: MapTiles | None) -> None:
         self.app = make_app(filled_store(), Recorder(), TOKENS, map_tiles=tiles)
-        self.loop = asyncio.new_event_loop()
-        self.url = ""
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            runner = web.AppRunner(self.app)
-            self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self.loop.run_until_complete(site.start())
-            server: Any = site._server
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert started.wait(10)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        Served.__init__(self, self.app)
 
 
 @pytest.fixture
