@@ -15,21 +15,11 @@ import pytest
 from streams.kafka.blocking import follow
 from streams.kafka.broker import EmbeddedBroker
 from tests.streams.workers import Feed, WorkerProc, ban, collect, fix, patrol, ts
+from tests.unit.test_notifications import CONTRACT_KEYS as KEYS
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 
 LAT, LON = 59.8586, 17.6389  # Uppsala
-KEYS = {
-    "notification_id",
-    "person_id",
-    "ban_id",
-    "alert_id",
-    "ts",
-    "level",
-    "code",
-    "police_dispatched",
-    "contract_version",
-}
 
 
 @pytest.fixture(scope="module")
