@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,18 +186,53 @@ def tail(
     topic = getattr(names, attr)
     out = sys.stdout
     _audit_tail(settings, names, which)
-    for rec in follow(bootstrap_of(settings), topic, beginning, **settings.kafka_security()):
-        if rec.value is None:
-            continue
-        try:
-            value = json.loads(rec.value)
-        except ValueError:
-            continue
-        if not isinstance(value, dict) or not _keep(which, value, filters):
-            continue
-        if as_json:
-            out.write(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
-        else:
-            out.write(line(value) + "\n")
-        out.flush()
+    with stop_on_signals() as stop:
+        records = follow(
+            bootstrap_of(settings), topic, beginning, stop=stop, **settings.kafka_security()
+        )
+        for rec in records:
+            _print_tailed(out, which, line, rec.value, filters, as_json)
     return 0
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM instead of an exception: `follow` then ends between
+    two polls and closes its consumer, so the interrupt never lands inside the Kafka client (a
+    KeyboardInterrupt there could leave `tail` hanging on its way out)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _print_tailed(
+    out: Any,
+    which: str,
+    line: Callable[[dict[str, Any]], str],
+    raw: bytes | None,
+    filters: dict[str, str],
+    as_json: bool,
+) -> None:
+    if raw is None:
+        return
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return
+    if not isinstance(value, dict) or not _keep(which, value, filters):
+        return
+    if as_json:
+        out.write(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
+    else:
+        out.write(line(value) + "\n")
+    out.flush()
+
+

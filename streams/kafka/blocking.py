@@ -9,6 +9,7 @@ take partitions away from real consumers or commit offsets for them.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -56,11 +57,13 @@ def follow(
     from_beginning: bool,
     *,
     idle_timeout_s: float | None = None,
+    stop: threading.Event | None = None,
     **security: Any,
 ) -> Iterator[Followed]:
     """Yield every record of every partition of `topic`, from the start or from now on.
 
-    Runs until the caller stops iterating, or once no record came for `idle_timeout_s`.
+    Runs until the caller stops iterating, once no record came for `idle_timeout_s`, or once
+    `stop` is set (looked at between polls, at least every 100 ms).
     Records come in offset order per partition; partitions interleave. Raises `LookupError` for
     a topic the broker does not have (it is never auto-created by a typo).
     """
@@ -77,7 +80,7 @@ def follow(
             for tp, end in log_end_offsets(consumer, tps).items():
                 consumer.seek(tp, end)
         last_record = time.monotonic()
-        while True:
+        while stop is None or not stop.is_set():
             batch = consumer.poll(timeout_ms=100)
             for records in batch.values():
                 for r in records:

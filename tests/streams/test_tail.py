@@ -5,6 +5,11 @@ warnings: as a user runs them, against the embedded broker."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -12,8 +17,8 @@ import pytest
 from streams.kafka.blocking import make_producer, produce_json
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.topics import ensure_topics
-from tests.streams.test_commands import banwatch, banwatch_tail, read_all
-from tests.streams.workers import ts
+from tests.streams.test_commands import ALERT, banwatch, banwatch_tail, read_all
+from tests.streams.workers import ROOT, ts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -131,3 +136,38 @@ def test_tail_shows_the_task_lifecycle_and_the_warnings(
     # a filter that does not apply to the topic is a usage error, before anything is read
     r = banwatch("tail", "notifications", "--role", "negotiator", env=env)
     assert r.returncode == 2 and "--role" in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_tail_ends_at_once_and_cleanly_on_ctrl_c_and_sigterm(
+    broker: EmbeddedBroker, prefix: str, sig: signal.Signals
+) -> None:
+    """Ctrl-C or SIGTERM ends `tail` between two polls with status 0 (before: a SIGTERM killed
+    it, status -15, and a Ctrl-C raised inside the Kafka client, which once left it hanging
+    for over 10 s on a loaded machine)."""
+    ensure_topics(broker.bootstrap, prefix)
+    env = {"BANWATCH_KAFKA_BOOTSTRAP": broker.bootstrap, "BANWATCH_TOPIC_PREFIX": prefix}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "tail", "alerts", "--from-beginning"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    p = make_producer(broker.bootstrap)
+    produce_json(p, prefix + "alerts", "a9", {**ALERT, "alert_id": "a9"})
+    p.flush()
+    shown = ""
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while "[a9 rev 1]" not in shown and time.monotonic() < deadline:
+        shown += proc.stdout.readline()  # following: the alert produced after it started
+    p.close()
+    assert "[a9 rev 1]" in shown, shown
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (proc.returncode, err[-2000:])
+    assert time.monotonic() - sent < 5.0
+    assert "Traceback" not in err
