@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 
@@ -59,6 +59,8 @@ ACK_DEAD_LETTER_BYTES = UNKNOWN_ALERT_DEAD_LETTER_BYTES
 #: How long a task update for a task the index does not know yet waits for the task's
 #: revision to be read from `patrol-tasks` before it goes to dead-letters as `unknown_task`.
 TASK_WAIT_S = ACK_WAIT_S
+
+T = TypeVar("T")
 
 
 class Agents:
@@ -198,21 +200,13 @@ class Agents:
                 await self._resolve_unknown_acks(unknown)
 
     async def _resolve_unknown_acks(self, unknown: list[tuple[Incoming, AlertAction]]) -> None:
-        deadline = time.monotonic() + ACK_WAIT_S
-        await asyncio.sleep(ACK_GRACE_S)  # alerts published just before: one fetch away
-        while True:
-            still = []
-            for msg, d in unknown:
-                target = index_target(self.index.get(d.alert_id))
-                if target is None:
-                    still.append((msg, d))
-                else:
-                    self.publisher.forward(str(target), msg)
-            unknown = still
-            if not unknown or self._index_caught_up() or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.05)
-        for msg, d in unknown:
+        def route(item: tuple[Incoming, AlertAction]) -> bool:
+            target = index_target(self.index.get(item[1].alert_id))
+            if target is not None:
+                self.publisher.forward(str(target), item[0])
+            return target is not None
+
+        for msg, d in await wait_for_routes(unknown, route, self._index_caught_up, ACK_WAIT_S):
             rej = Rejected(Reason.unknown_alert, f"alert_id: no alert {d.alert_id!r}")
             self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
 
@@ -298,14 +292,13 @@ class Agents:
         return True
 
     async def _resolve_unknown_tasks(self, unknown: list[tuple[Incoming, TaskUpdate]]) -> None:
-        deadline = time.monotonic() + TASK_WAIT_S
-        await asyncio.sleep(ACK_GRACE_S)  # tasks published just before: one fetch away
-        while True:
-            unknown = [(msg, d) for msg, d in unknown if not self._route_task(msg, d)]
-            if not unknown or not self.tasks_behind() or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.05)
-        for msg, d in unknown:
+        def caught_up() -> bool:
+            return not self.tasks_behind()
+
+        def route(item: tuple[Incoming, TaskUpdate]) -> bool:
+            return self._route_task(*item)
+
+        for msg, d in await wait_for_routes(unknown, route, caught_up, TASK_WAIT_S):
             rej = Rejected(Reason.unknown_task, f"task_id: no task {d.task_id!r}")
             self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
 
@@ -336,23 +329,33 @@ class Agents:
                 await self._resolve_task_alerts(unknown)
 
     async def _resolve_task_alerts(self, unknown: list[tuple[Incoming, str]]) -> None:
-        deadline = time.monotonic() + ACK_WAIT_S
-        await asyncio.sleep(ACK_GRACE_S)
-        while True:
-            still = []
-            for msg, alert_id in unknown:
-                target = index_target(self.index.get(alert_id))
-                if target is None:
-                    still.append((msg, alert_id))
-                else:
-                    self.publisher.forward(str(target), msg)
-            unknown = still
-            if not unknown or self._index_caught_up() or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.05)
-        for msg, alert_id in unknown:  # the task's alert is gone (pruned): so is the task
+        def route(item: tuple[Incoming, str]) -> bool:
+            target = index_target(self.index.get(item[1]))
+            if target is not None:
+                self.publisher.forward(str(target), item[0])
+            return target is not None
+
+        left = await wait_for_routes(unknown, route, self._index_caught_up, ACK_WAIT_S)
+        for msg, alert_id in left:  # the task's alert is gone (pruned): so is the task
             rej = Rejected(Reason.unknown_task, f"task_id: the task's alert {alert_id!r} is gone")
             self.publisher.reject(msg, rej, utc_now(), ACK_DEAD_LETTER_BYTES)
+
+
+async def wait_for_routes(
+    unknown: list[T], route: Callable[[T], bool], caught_up: Callable[[], bool], wait_s: float
+) -> list[T]:
+    """Route what can be routed of `unknown` (records whose alert or task the index did not
+    know), trying again as the index reads on, until everything went, the index has read
+    all its topic held (`caught_up`: an id still unknown then is unknown) or `wait_s` passed;
+    returns what is left (dead letters for the caller). The first try waits ACK_GRACE_S:
+    what was published just before is one fetch away."""
+    deadline = time.monotonic() + wait_s
+    await asyncio.sleep(ACK_GRACE_S)
+    while True:
+        unknown = [item for item in unknown if not route(item)]
+        if not unknown or caught_up() or time.monotonic() >= deadline:
+            return unknown
+        await asyncio.sleep(0.05)
 
 
 #: How often the index agent looks, per partition, for resolved alerts past their retention.
