@@ -13,6 +13,8 @@ tests, with the test's environment) keeps a SQLite record store under `BANWATCH_
 default `./banwatch-data`, and restores the bans in force from it at start. Without this, one
 test's bans would come back in the next test's `up`. Session-scoped fixtures get the session's
 directory; tests that need a store of their own set `BANWATCH_DATA_DIR` themselves.
+
+The suite runs in an order of its own, with the quick bench beside its first part: tests/order.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests import order
 
 if TYPE_CHECKING:
     from tests.store.postgres import PostgresServer
@@ -55,6 +59,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "tests using PostgreSQL must be marked postgres and slow: " + ", ".join(unmarked[:5])
         )
+    order.reorder(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[object]:
+    """The quick bench's smoke run starts beside the first tests (tests/order.py)."""
+    order.start_beside(session)
+    try:
+        return (yield)
+    finally:
+        order.stop_beside(session.config)
 
 
 @pytest.fixture(scope="module")

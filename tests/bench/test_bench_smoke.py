@@ -4,22 +4,21 @@ CI runs `banwatch bench --quick` (about 3.5 minutes here), as the issue asks: it
 embedded broker, real `banwatch worker` processes and the baseline apps, so every figure is
 measured for real; the numbers themselves are not checked: CI machines vary and benchmarks are
 not pass/fail tests. (`--smoke`, tinier sizes, is for trying the code paths by hand.)
+
+In a whole-suite run the quick bench starts beside the first tests and this test, run last,
+waits for it (tests/order.py); run alone, the test starts it itself.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from streams.bench.suite import REQUIRED
 from streams.cli import build_parser
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import order
 
 pytestmark = [pytest.mark.bench, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(720)]
 
@@ -29,16 +28,11 @@ def test_the_cli_wires_bench_to_the_suite() -> None:
     assert args.quick and args.json == "out.json"
 
 
-def test_a_quick_run_writes_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=700,
-    )
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_a_quick_run_writes_every_figure(request: pytest.FixtureRequest) -> None:
+    run = order.started(request.config) or order.QuickBench.start()
+    rc, stdout, stderr = run.wait(timeout_s=700)
+    out = run.json
+    assert out.exists(), stdout[-3000:] + stderr[-3000:]
     doc = json.loads(out.read_text())
     results = doc["results"]
     for key in REQUIRED:
@@ -55,9 +49,9 @@ def test_a_quick_run_writes_every_figure(tmp_path: Path) -> None:
         for proc_name in ("worker", "broker"):
             share = results.get(f"{step}_{proc_name}_cpu_share")
             assert isinstance(share, float) and 0 < share < 64, (step, proc_name, share)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert rc == 0, stderr[-3000:]
     machine = doc["machine"]
     assert machine["cores"] >= 1 and machine["cpu_model"] and machine["python"]
     assert doc["workload"]["bans"] > 0 and doc["workload"]["patrol_cars"] > 0
     assert set(doc["targets"]) >= {"engine_speedup", "stream_speedup", "latency_p99_ms"}
-    assert "banwatch bench" in proc.stdout  # the results table
+    assert "banwatch bench" in stdout  # the results table
