@@ -66,7 +66,7 @@ resolve_libs() {
   [ -f "$lib/kafka_2.13-$version.jar" ] && return 0
   say "kafka: resolving Apache Kafka $version from Maven Central into $lib (once)" >&2
   rm -rf "$lib.tmp"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+  mvn -q -B -U -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$lib.tmp" >"$cache/mvn.log" 2>&1 \
     || die "cannot resolve the jars (see $cache/mvn.log; is Maven Central reachable?); \
 set KAFKA_LIBS to the libs/ dir of an unpacked kafka_2.13-$version.tgz instead"
