@@ -7,7 +7,7 @@ the workers and the broker. Zero lost.
 
 Knobs (scripts/soak.sh sets them): BANWATCH_SOAK_S (100), BANWATCH_SOAK_WINDOW_S (25),
 BANWATCH_SOAK_RATE (fixes/s, 200), BANWATCH_SOAK_BOOTSTRAP (a running broker, e.g.
-scripts/kafka/run.sh's Apache Kafka, instead of an embedded Tansu), BANWATCH_SOAK_BROKER_PID
+scripts/apache-kafka/run.sh's Apache Kafka, instead of an embedded Tansu), BANWATCH_SOAK_BROKER_PID
 (its process, for the broker columns), BANWATCH_SOAK_SESSION_S (the workers' group session:
 2 s on the embedded broker, 6 s on an external one, Kafka's minimum by default).
 The fault plan comes from the length and the window (`harness.soak_plan`).

@@ -2,9 +2,9 @@
 # Apache Kafka 3.9.1 on this machine's JVM, one node in KRaft mode (broker and controller), set
 # up like docker-compose.yml's `kafka` service: the broker production runs, without Docker.
 #
-#   sh scripts/kafka/run.sh [start]    # prints "bootstrap: 127.0.0.1:PORT" and "pid: N"
-#   sh scripts/kafka/run.sh stop       # stops the broker this script started (pid file)
-#   sh scripts/kafka/run.sh status
+#   sh scripts/apache-kafka/run.sh [start]    # prints "bootstrap: 127.0.0.1:PORT" and "pid: N"
+#   sh scripts/apache-kafka/run.sh stop       # stops the broker this script started (pid file)
+#   sh scripts/apache-kafka/run.sh status
 #
 # Environment:
 #   KAFKA_PORT      client port (19092); the controller listens on KAFKA_PORT + 1
@@ -14,7 +14,7 @@
 #   KAFKA_LIBS      a dir of jars to use instead of resolving them (e.g. the libs/ of an
 #                   unpacked kafka_2.13-3.9.1.tgz), for machines that cannot reach Maven Central
 #
-# The jars are resolved once from Maven Central (scripts/kafka/pom.xml, `mvn
+# The jars are resolved once from Maven Central (scripts/apache-kafka/pom.xml, `mvn
 # dependency:copy-dependencies`) into $KAFKA_CACHE/lib; java and maven are installed with
 # apt-get only if missing (like scripts/system-deps.sh). Not for production: plaintext,
 # loopback only, replication factor 1.
