@@ -2,7 +2,7 @@
 
     python3 scripts/endurance.py [--levels 0,36000,72000,144000] [--probes 40]
     python3 scripts/endurance.py --days 1,7,30 --bootstrap 127.0.0.1:19092 --broker-pid N \
-        --log-dir DIR --batch 500        # an external broker (scripts/apache-kafka/run.sh), pilot days
+        --log-dir DIR --batch 500   # an external broker (scripts/apache-kafka/run.sh)
 
 One embedded Tansu broker and one `banwatch worker` process. The `positions` partitions are
 filled, level by level, with single-record batches of fixes far from every zone (what a pilot
