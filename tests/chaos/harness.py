@@ -115,19 +115,26 @@ def play(
     filler_per_step: int = 4,
     steps: Iterable[int] = range(len(STEPS)),
     flush: bool = True,
+    paced: bool = False,
 ) -> None:
     """Send the workload's steps round by round (every ban's step k, then k + 1), evenly over
     `seconds`, with `filler_per_step` filler fixes after each breach-related fix. `flush=False`
-    leaves the records in the producer's buffer (a paused broker would make a flush time out)."""
+    leaves the records in the producer's buffer (a paused broker would make a flush time out).
+    `paced` spreads each step's filler over the time until the next step (in chunks of 50), so
+    that fixes arrive at a steady rate rather than in one burst per step."""
     order = [(k, i) for k in steps for i in range(workload.n)]
     pause = seconds / max(1, len(order))
     start = time.monotonic()
     j = 0
     for n, (k, i) in enumerate(order):
         workload.step(feed, i, k)
-        for _ in range(filler_per_step):
+        for f in range(filler_per_step):
             workload.filler(feed, j)
             j += 1
+            if paced and f % 50 == 49:
+                ahead = start + (n + (f + 1) / filler_per_step) * pause - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
         if flush and n % 20 == 19:
             feed.flush()
         delay = start + (n + 1) * pause - time.monotonic()
@@ -135,6 +142,24 @@ def play(
             time.sleep(delay)
     if flush:
         feed.flush()
+
+
+def soak_plan(soak_s: float, window_s: float) -> list[tuple[float, str]]:
+    """The soak's faults, in seconds from the feeder's start, derived from its length and
+    window. Windows of a minute or more (the long soak): in every window a third worker `c`
+    joins at 1/3 and leaves at 2/3, and worker `a` is SIGKILLed (and restarted) at 5/6 of the
+    middle window. Shorter windows (CI's 25 s: too short for a join and a leave each):
+    `c` joins at 1/4 of the soak and leaves at 1/2, `a` is SIGKILLed at 3/4."""
+    if window_s < 60:
+        return [(0.25 * soak_s, "add c"), (0.5 * soak_s, "remove c"), (0.75 * soak_s, "SIGKILL a")]
+    windows = int(soak_s // window_s)
+    plan: list[tuple[float, str]] = []
+    for w in range(windows):
+        start = w * window_s
+        plan += [(start + window_s / 3, "add c"), (start + 2 * window_s / 3, "remove c")]
+        if w == windows // 2:
+            plan.append((start + 5 * window_s / 6, "SIGKILL a"))
+    return plan
 
 
 class Background(threading.Thread):

@@ -1,26 +1,38 @@
 """A short soak: ~200 fixes/s for SOAK_S seconds through two workers, a third added and
 removed, one SIGKILL; per window: fix->alert p50/p99 (breach fix event time -> the alert's
-first revision read back by a consumer that does not dedupe), duplicates, lag, RSS. Zero lost.
+first revision read back by a consumer that does not dedupe), duplicates, lag, RSS and CPU of
+the workers and the broker. Zero lost.
 
     BANWATCH_SOAK_S=1800 python3 -m pytest -s tests/chaos/test_soak.py   # the long version
+
+Knobs (scripts/soak.sh sets them): BANWATCH_SOAK_S (100), BANWATCH_SOAK_WINDOW_S (25),
+BANWATCH_SOAK_RATE (fixes/s, 200), BANWATCH_SOAK_BOOTSTRAP (a running broker, e.g.
+scripts/apache-kafka/run.sh's Apache Kafka, instead of an embedded Tansu), BANWATCH_SOAK_BROKER_PID
+(its process, for the broker columns), BANWATCH_SOAK_SESSION_S (the workers' group session:
+2 s on the embedded broker, 6 s on an external one, Kafka's minimum by default).
+The fault plan comes from the length and the window (`harness.soak_plan`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import statistics
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from streams.kafka.blocking import follow
-from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.topics import ensure_topics
 from tests.chaos.harness import (
     Background,
     Row,
@@ -29,6 +41,7 @@ from tests.chaos.harness import (
     metrics_url,
     play,
     scrape,
+    soak_plan,
     tally,
     total,
     when,
@@ -44,9 +57,17 @@ pytestmark = [
 ]
 
 WINDOW_S = float(os.environ.get("BANWATCH_SOAK_WINDOW_S", "25"))
+RATE = float(os.environ.get("BANWATCH_SOAK_RATE", "200"))
+BOOTSTRAP = os.environ.get("BANWATCH_SOAK_BOOTSTRAP", "")
+BROKER_PID = int(os.environ.get("BANWATCH_SOAK_BROKER_PID", "0")) or None
+SESSION_S = os.environ.get("BANWATCH_SOAK_SESSION_S", "6" if BOOTSTRAP else "2")
 BANS = 40
-# ~200 fixes/s in all (a long soak sends the filler in bursts between breach steps)
-FILLER = int(SOAK_S * 200 / (5 * BANS))
+# RATE fixes/s in all: every breach step is followed by FILLER fixes of persons under no ban
+FILLER = int(SOAK_S * RATE / (5 * BANS))
+# More than CI's 100 per 0.5 s step is spread over the step, so that fixes arrive at RATE
+# as devices send them, not in one burst per step (CI's version sends as it always did)
+PACED = FILLER > 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int | None) -> float:
@@ -61,17 +82,78 @@ def rss_mb(pid: int | None) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) the process has used so far; None once it is gone."""
+    if pid is None:
+        return None
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+@dataclass
+class Sampled:
+    t: float  # s since the feeder started
+    lag: float  # worker b's consumer lag
+    worker_rss: float  # the largest live worker's RSS, MB
+    broker_rss: float
+    worker_cpu: dict[int, float]  # pid -> CPU s so far, live workers
+    broker_cpu: dict[int, float]
+    load: float  # the machine's 1-minute load average
+
+
+def cores(samples: list[Sampled], lo: float, hi: float, broker: bool) -> float:
+    """CPU cores used in [lo, hi): the growth of user + system time of every process sampled
+    in the window (a process first seen in it counts from 0: it started there) over the time
+    between the last sample before the window (or its first) and its last."""
+    inside = [s for s in samples if lo <= s.t < hi]
+    if not inside:
+        return float("nan")
+    before = [s for s in samples if s.t < lo]
+    base = before[-1] if before else inside[0]
+    span = inside[-1].t - base.t
+    if span <= 0:
+        return float("nan")
+    last: dict[int, float] = {}
+    for s in inside:
+        last.update(s.broker_cpu if broker else s.worker_cpu)
+    first = base.broker_cpu if broker else base.worker_cpu
+    return sum(v - first.get(pid, 0.0) for pid, v in last.items()) / span
+
+
+@pytest.fixture
+def soak_broker() -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, broker pid): BANWATCH_SOAK_BOOTSTRAP's broker, or an embedded one."""
+    if BOOTSTRAP:
+        yield BOOTSTRAP, BROKER_PID
+        return
+    with EmbeddedBroker(free_port()) as running:
+        yield running.bootstrap, running.pid
+
+
+def nan_max(values: list[float]) -> float:
+    real = [v for v in values if not math.isnan(v)]
+    return max(real, default=float("nan"))
+
+
 def test_soak_with_a_worker_added_removed_and_killed(
-    chaos_broker: EmbeddedBroker, report: list[Row]
+    soak_broker: tuple[str, int | None], report: list[Row]
 ) -> None:
-    bootstrap = chaos_broker.bootstrap
+    bootstrap, broker_pid = soak_broker
     prefix = f"s{uuid.uuid4().hex[:6]}."
+    if BOOTSTRAP:  # a real Kafka creates no topic on produce (docker-compose.yml)
+        ensure_topics(bootstrap, prefix)
     work = Workload("S", BANS)
     feed = Feed(bootstrap, prefix)
-    workers = {n: WorkerProc(bootstrap, prefix) for n in ("a", "b", "c")}
+    session = {"BANWATCH_BROKER_SESSION_TIMEOUT_S": SESSION_S}
+    if SESSION_S != "2":
+        session["BANWATCH_BROKER_HEARTBEAT_S"] = "1"
+    workers = {n: WorkerProc(bootstrap, prefix, **session) for n in ("a", "b", "c")}
     first_seen: dict[str, float] = {}  # alert id -> when its seq 1 was read
     seen = Counter[tuple[str, int]]()
-    samples: list[tuple[float, float, float, float]] = []  # t, lag, worker RSS max, broker RSS
+    samples: list[Sampled] = []
     stop = threading.Event()
     opened: dict[str, datetime] = {}
     dups: list[float] = []  # when a revision already read was read again
@@ -100,28 +182,39 @@ def test_soak_with_a_worker_added_removed_and_killed(
             with contextlib.suppress(Exception):  # b between two lives: no sample
                 lag = total(scrape(metrics_url(workers["b"])), "banwatch_consumer_lag")
             pids = [w.proc.pid for w in workers.values() if w.proc and w.proc.poll() is None]
+            wcpu = {p: c for p in pids if (c := cpu_s(p)) is not None}
+            bcpu = {} if (c := cpu_s(broker_pid)) is None or broker_pid is None else {broker_pid: c}
             samples.append(
-                (
+                Sampled(
                     time.time() - t0,
                     lag,
                     max((rss_mb(p) for p in pids), default=float("nan")),
-                    rss_mb(chaos_broker.pid),
+                    rss_mb(broker_pid),
+                    wcpu,
+                    bcpu,
+                    os.getloadavg()[0],
                 )
             )
 
-    events: list[str] = []
+    events: list[tuple[float, str]] = []
+    fed: list[float] = []  # seconds the feeder took, records it sent
+
+    def feed_all() -> None:
+        start, before = time.monotonic(), work.sent
+        play(work, feed, SOAK_S, filler_per_step=FILLER, paced=PACED)
+        fed.extend([time.monotonic() - start, work.sent - before])
+
     try:
         work.publish_bans(feed)
         workers["a"].start(timeout_s=90)
         workers["b"].start(timeout_s=90)
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=sample, daemon=True).start()
-        feeder = Background(lambda: play(work, feed, SOAK_S, filler_per_step=FILLER))
+        feeder = Background(feed_all)
         t0 = time.time()
         feeder.start()
-        plan = [(0.25, "add c"), (0.5, "remove c"), (0.75, "SIGKILL a")]
-        for share, what in plan:
-            delay = t0 + share * SOAK_S - time.time()
+        for at, what in soak_plan(SOAK_S, WINDOW_S):
+            delay = t0 + at - time.time()
             if delay > 0:
                 time.sleep(delay)
             if what == "add c":
@@ -132,7 +225,7 @@ def test_soak_with_a_worker_added_removed_and_killed(
                 workers["a"].kill()
                 time.sleep(1.0)
                 workers["a"].start(timeout_s=90)
-            events.append(f"{time.time() - t0:.0f} s {what}")
+            events.append((time.time() - t0, what))
         feeder.join_checked(SOAK_S + 90)
         alerts = collect(
             bootstrap, prefix + "alerts", all_opened(work.expected), timeout_s=120, settle_s=3.0
@@ -144,12 +237,17 @@ def test_soak_with_a_worker_added_removed_and_killed(
             if w.proc is not None and w.proc.poll() is None:
                 w.stop()
     t = tally(alerts, work.expected)
+    feed_s, feed_n = fed or [float("nan"), float("nan")]
     lines = [
-        f"soak {SOAK_S:.0f} s at ~200 fixes/s ({work.sent} records); "
-        f"events: {', '.join(events)}",
-        "| window | breaches opened | p50 ms | p99 ms | duplicates read | lag max "
-        "| worker RSS max MB | broker RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"soak {SOAK_S:.0f} s at {RATE:.0f} fixes/s requested ({work.sent} records); the feeder "
+        f"sent {feed_n:.0f} in {feed_s:.0f} s = {feed_n / feed_s:.0f}/s; broker: "
+        f"{bootstrap + ' (external)' if BOOTSTRAP else 'embedded Tansu'}; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; "
+        f"events: {', '.join(f'{at:.0f} s {what}' for at, what in events)}",
+        "| window | events | breaches opened | p50 ms | p99 ms | duplicates read | lag max "
+        "| worker RSS max MB | workers CPU cores | broker RSS MB | broker CPU cores "
+        "| load (1 min) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     dup_by_window = Counter(int((d - t0) // WINDOW_S) for d in dups)
     windows = int(SOAK_S // WINDOW_S) + 1
@@ -159,19 +257,24 @@ def test_soak_with_a_worker_added_removed_and_killed(
             for a, o in opened.items()
             if a in first_seen and int((o.timestamp() - t0) // WINDOW_S) == wi
         )
-        sm = [s for s in samples if int(s[0] // WINDOW_S) == wi]
+        lo, hi = wi * WINDOW_S, (wi + 1) * WINDOW_S
+        sm = [s for s in samples if lo <= s.t < hi]
         q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
+        done = "; ".join(f"{what} at {at:.0f} s" for at, what in events if lo <= at < hi)
+        load = statistics.fmean(s.load for s in sm) if sm else float("nan")
         lines.append(
-            f"| {wi * WINDOW_S:.0f}-{(wi + 1) * WINDOW_S:.0f} s | {len(lat)} | {q[49]:.0f} "
+            f"| {lo:.0f}-{hi:.0f} s | {done} | {len(lat)} | {q[49]:.0f} "
             f"| {q[98]:.0f} | {dup_by_window[wi]} "
-            f"| {max((s[1] for s in sm), default=float('nan')):.0f} "
-            f"| {max((s[2] for s in sm), default=float('nan')):.0f} "
-            f"| {max((s[3] for s in sm), default=float('nan')):.0f} |"
+            f"| {nan_max([s.lag for s in sm]):.0f} "
+            f"| {nan_max([s.worker_rss for s in sm]):.0f} "
+            f"| {cores(samples, lo, hi, broker=False):.2f} "
+            f"| {nan_max([s.broker_rss for s in sm]):.0f} "
+            f"| {cores(samples, lo, hi, broker=True):.2f} | {load:.1f} |"
         )
     print("\n".join(lines))
     report.append(
         Row(
-            f"soak {SOAK_S:.0f} s, ~200 fixes/s, a worker added and removed, one SIGKILL",
+            f"soak {SOAK_S:.0f} s, ~{RATE:.0f} fixes/s, a worker added and removed, one SIGKILL",
             work.sent,
             t.expected,
             len(t.lost),
