@@ -18,6 +18,10 @@
 # dependency:copy-dependencies`) into $KAFKA_CACHE/lib; java and maven are installed with
 # apt-get only if missing (like scripts/system-deps.sh). Not for production: plaintext,
 # loopback only, replication factor 1.
+#
+# UNVERIFIED: written on 2026-12-03 on a machine that reaches PyPI, Debian and npm only, so it
+# has never got past resolving the jars (its failure paths were tried, nothing after them);
+# whether the broker starts from these jars is unknown until a machine that has them runs it.
 set -eu
 
 here="$(cd "$(dirname "$0")" && pwd)"
