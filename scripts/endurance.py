@@ -52,7 +52,7 @@ from aiokafka import AIOKafkaProducer
 from streams.kafka.blocking import follow, make_producer, produce_json
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.topics import ensure_topics
-from tests.chaos.harness import metrics_url, scrape, total
+from tests.chaos.harness import cpu_s, metrics_url, rss_mb, scrape, total
 from tests.streams.workers import WorkerProc, ban, fix, ts
 
 LAT, LON = 59.19, 17.60
@@ -60,22 +60,6 @@ PARTITIONS = 4
 PILOT_PERSONS = 200
 FIXES_A_DAY = PILOT_PERSONS * 24 * 3600 // 30  # a fix every 30 s: 576,000
 PILOT_LAT = LAT + 1.0  # the pilot's zones, apart from the probes'
-
-
-def rss_mb(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / 100.0
 
 
 def pilot_ban(i: int) -> dict[str, Any]:
@@ -147,10 +131,8 @@ async def preload(
 
 
 def cpu_or_nan(pid: int | None) -> float:
-    try:
-        return cpu_s(pid)
-    except OSError:
-        return float("nan")
+    c = cpu_s(pid)
+    return float("nan") if c is None else c
 
 
 def du_mb(path: str | None) -> float:

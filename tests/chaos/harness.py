@@ -11,6 +11,7 @@ the breach fixes, so that a fault lands in the middle of processing, not in an i
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import urllib.request
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -263,3 +265,30 @@ def wait_for(cond: Callable[[], bool], timeout_s: float, what: str, every_s: flo
             return
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int | None) -> float:
+    """The process's resident memory in MB (NaN once it is gone)."""
+    if pid is None:
+        return float("nan")
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) the process has used so far; None once it is gone."""
+    if pid is None:
+        return None
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / CLK_TCK

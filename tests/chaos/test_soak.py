@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -41,8 +40,10 @@ from tests.chaos.harness import (
     Row,
     Workload,
     all_opened,
+    cpu_s,
     metrics_url,
     play,
+    rss_mb,
     scrape,
     soak_plan,
     tally,
@@ -70,30 +71,6 @@ FILLER = int(SOAK_S * RATE / (5 * BANS))
 # More than CI's 100 per 0.5 s step is spread over the step, so that fixes arrive at RATE
 # as devices send them, not in one burst per step (CI's version sends as it always did)
 PACED = FILLER > 100
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_s(pid: int | None) -> float | None:
-    """CPU seconds (user + system) the process has used so far; None once it is gone."""
-    if pid is None:
-        return None
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(f[11]) + int(f[12])) / CLK_TCK
 
 
 @dataclass
